@@ -1,0 +1,1 @@
+//! Benchmarks of the raftwal WAL: see `benches/`.

@@ -1,0 +1,1 @@
+//! fault-inject (under construction)

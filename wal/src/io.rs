@@ -1,0 +1,256 @@
+//! The I/O seam: every file-system call the WAL makes goes through [`Vfs`] and [`VfsFile`].
+//!
+//! Two implementations exist: [`StdVfs`] here (real files, `pread`/`pwrite`, `fdatasync`,
+//! `fallocate`, `flock`, mmap for sealed segments) and the in-memory power-loss file system of
+//! the `fault-inject` crate. The WAL is generic over `V: Vfs` (static dispatch), so the real
+//! path pays nothing for the seam.
+//!
+//! Durability contract the WAL relies on, and which every implementation must model:
+//! - data written with [`VfsFile::write_all_at`] is durable only after [`VfsFile::sync_data`]
+//!   (or [`VfsFile::sync_all`]) on that file returned `Ok`;
+//! - a created, renamed or removed directory entry is durable only after [`Vfs::sync_dir`] on
+//!   its directory returned `Ok`;
+//! - after an error from a write or a sync, the state of the file's unsynced data is unknown.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::ops::Deref;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use fs2::FileExt as _;
+
+use crate::mmap::MappedRegion;
+
+/// How [`Vfs::open`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// An existing file, read-only.
+    Read,
+    /// An existing file, read and write.
+    ReadWrite,
+    /// A new file, read and write; fails with [`io::ErrorKind::AlreadyExists`] if it exists.
+    CreateNew,
+}
+
+/// A file system: directory operations and opening files.
+pub trait Vfs: Clone + Send + Sync + 'static {
+    /// An open file.
+    type File: VfsFile;
+    /// An exclusive lock on a directory, held until dropped.
+    type Lock: Send + Sync;
+
+    /// Creates `dir` and its parents if missing.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Opens the file at `path`.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Self::File>;
+    /// Removes the file at `path` (durable after [`Vfs::sync_dir`]).
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Atomically renames `from` to `to`, replacing `to` (durable after [`Vfs::sync_dir`]).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// The names of the regular files in `dir`, sorted.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on `dir` for this process. A lock already held (by this or
+    /// another process) fails with [`io::ErrorKind::WouldBlock`].
+    fn lock(&self, dir: &Path) -> io::Result<Self::Lock>;
+}
+
+/// An open file with positional I/O.
+pub trait VfsFile: Send + Sync {
+    /// A read-only view of a file prefix (an mmap for real files).
+    type Map: Deref<Target = [u8]> + Send + Sync;
+
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at EOF).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `offset`, extending the file if needed. Not durable until synced.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// The file's current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends (with zeros) the file to `len` bytes. Not durable until synced.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves space so the file is at least `len` bytes long (zeros past the old end), so
+    /// later writes below `len` neither fail for space nor grow the file.
+    fn allocate(&self, len: u64) -> io::Result<()>;
+    /// `fdatasync`: makes written data (and the length, if it changed) durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// `fsync`: makes data and all metadata durable.
+    fn sync_all(&self) -> io::Result<()>;
+    /// A read-only view of bytes `[0, len)`; `len` must not exceed the file's length.
+    fn map(&self, len: u64) -> io::Result<Self::Map>;
+
+    /// Reads exactly `buf.len()` bytes at `offset`, or fails with
+    /// [`io::ErrorKind::UnexpectedEof`].
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file ended before the requested range",
+                    ))
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The real file system (`std::fs`, `fs2`, `memmap2`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdVfs;
+
+/// A real file.
+#[derive(Debug)]
+pub struct StdFile {
+    file: File,
+}
+
+/// An exclusive `flock` on a directory's `LOCK` file, released when dropped.
+#[derive(Debug)]
+pub struct StdLock {
+    _file: File,
+}
+
+/// Name of the lock file inside a WAL directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+impl Vfs for StdVfs {
+    type File = StdFile;
+    type Lock = StdLock;
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<StdFile> {
+        let mut opts = OpenOptions::new();
+        match mode {
+            OpenMode::Read => opts.read(true),
+            OpenMode::ReadWrite => opts.read(true).write(true),
+            OpenMode::CreateNew => opts.read(true).write(true).create_new(true),
+        };
+        Ok(StdFile {
+            file: opts.open(path)?,
+        })
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn lock(&self, dir: &Path) -> io::Result<StdLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))?;
+        match file.try_lock_exclusive() {
+            Ok(()) => Ok(StdLock { _file: file }),
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the directory is locked by another WAL handle",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl VfsFile for StdFile {
+    type Map = MappedRegion;
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if len > self.len()? {
+            self.file.allocate(len)?;
+        }
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn map(&self, len: u64) -> io::Result<MappedRegion> {
+        MappedRegion::map(&self.file, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_on_a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = StdVfs;
+        let _held = vfs.lock(dir.path()).unwrap();
+        let err = vfs.lock(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn allocate_extends_with_zeros_and_map_sees_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = StdVfs;
+        let f = vfs.open(&dir.path().join("f"), OpenMode::CreateNew).unwrap();
+        f.write_all_at(b"abc", 0).unwrap();
+        f.allocate(4096).unwrap();
+        assert_eq!(f.len().unwrap(), 4096);
+        let m = f.map(8).unwrap();
+        assert_eq!(&m[..], b"abc\0\0\0\0\0");
+        let mut buf = [0u8; 2];
+        f.read_exact_at(&mut buf, 1).unwrap();
+        assert_eq!(&buf, b"bc");
+        assert!(f.read_exact_at(&mut buf, 4095).is_err());
+    }
+}

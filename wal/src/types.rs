@@ -1,0 +1,107 @@
+//! Plain data types of the WAL's API.
+
+/// One Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// Position in the log, starting at 1.
+    pub index: u64,
+    /// The term in which the entry was created.
+    pub term: u64,
+    /// The command, opaque to the WAL.
+    pub data: Vec<u8>,
+}
+
+/// Raft's persistent per-server state besides the log (Figure 2: `currentTerm`, `votedFor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HardState {
+    /// The latest term this server has seen.
+    pub term: u64,
+    /// The candidate this server voted for in `term`, if any.
+    pub vote: Option<u64>,
+}
+
+/// The log base: the last index and term covered by the latest snapshot (0, 0 when none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub struct SnapshotMeta {
+    /// Last log index the snapshot includes.
+    pub index: u64,
+    /// Term of that entry.
+    pub term: u64,
+}
+
+/// What recovery does when it finds corruption of synced data (not a torn tail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Refuse to open and report the file and offset (the default: synced entries are never
+    /// dropped without an operator's decision).
+    #[default]
+    Strict,
+    /// Operator's explicit choice: cut the log at the first bad record, dropping it and
+    /// everything after it, and open. Each cut is logged and reported in
+    /// [`RecoveryReport::corruption_truncated`]. Use only when the lost entries can be
+    /// recovered from peers (a Raft follower can re-fetch them from the leader).
+    TruncateCorrupt,
+}
+
+/// Tuning knobs. `Options::default()` suits most deployments.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Size at which the active segment is sealed and a new one started (default 64 MiB). A
+    /// single batch larger than this gets a segment of its own.
+    pub segment_size: u64,
+    /// Preallocate each new segment to `segment_size` (default true), so appends neither grow
+    /// the file nor fail for space mid-segment.
+    pub preallocate: bool,
+    /// What to do about corruption of synced data found on open.
+    pub recovery: RecoveryMode,
+    /// Appended bytes buffered before they are written out ahead of a `sync` (default 4 MiB).
+    pub write_buffer: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            segment_size: 64 << 20,
+            preallocate: true,
+            recovery: RecoveryMode::Strict,
+            write_buffer: 4 << 20,
+        }
+    }
+}
+
+/// What `open` found and repaired.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// Segment files scanned.
+    pub segments: usize,
+    /// Entries recovered (above the snapshot base).
+    pub entries: u64,
+    /// Bytes of segment data verified.
+    pub bytes_scanned: u64,
+    /// Bytes of a torn (never acknowledged) tail that were cut.
+    pub torn_bytes_truncated: u64,
+    /// Files removed because they held only state that never became durable or was superseded
+    /// (segments past a torn tail, stale snapshots, temporary files).
+    pub files_removed: usize,
+    /// Cuts made at corruption under [`RecoveryMode::TruncateCorrupt`]: (file, offset, reason).
+    pub corruption_truncated: Vec<(String, u64, String)>,
+}
+
+/// Counters of the work the WAL has done since open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Entries appended.
+    pub entries_appended: u64,
+    /// Bytes written to segment files (frames and headers).
+    pub bytes_written: u64,
+    /// `write` calls issued to segment files.
+    pub writes: u64,
+    /// `fdatasync`/`fsync` calls on files (segments, header, snapshots).
+    pub file_syncs: u64,
+    /// `fsync` calls on the directory.
+    pub dir_syncs: u64,
+    /// Header (term/vote/base) updates.
+    pub header_updates: u64,
+    /// Segments created.
+    pub segments_created: u64,
+}
