@@ -1,1 +1,51 @@
-//! fault-inject (under construction)
+//! # fault-inject — a power-loss file system for crash-testing raftwal
+//!
+//! [`SimFs`] implements the WAL's I/O seam ([`wal::Vfs`], [`wal::VfsFile`]) in memory, with a
+//! page cache a power cut can tear, as described in `FAULT-MODEL.md`:
+//!
+//! - per file, the durable image and the ordered list of unsynced operations; `sync_data` /
+//!   `sync_all` make them durable, reads see the cache;
+//! - directory entries (create, rename, remove) durable only after `sync_dir`;
+//! - [`SimFs::crash`] / [`SimFs::crash_with`]: any subset of each file's unsynced writes
+//!   reaches the disk, one torn at sector granularity (zeros, garbage, or old bytes in the
+//!   rest), unsynced directory operations undone independently; handles die, locks go;
+//! - injected faults ([`Fault`]): EIO on the n-th write or sync (with fsyncgate semantics for
+//!   the dirty pages, [`SyncFailure`]), ENOSPC past a space budget, EIO on reads of chosen
+//!   bytes, bit flips in durable data;
+//! - [`Counters`] of every call, to assert I/O costs.
+//!
+//! On top of it, the crash-testing machinery shared by the tests and `raftwal torture`:
+//! a seeded [`workload`] against a [`model`] of what was acknowledged, the [`check`]er of the
+//! FAULT-MODEL invariants after every recovery, the exhaustive crash-state [`explore`]r
+//! (ALICE's method) and the randomized [`torture`] loop.
+//!
+//! Everything is deterministic from seeds.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod check;
+mod counters;
+mod crash;
+pub mod explore;
+mod fault;
+mod inode;
+mod lock;
+pub mod model;
+mod namespace;
+mod sim_file;
+mod sim_fs;
+pub mod torture;
+pub mod workload;
+
+pub use counters::{Counters, FileCounters};
+pub use crash::{
+    CrashMode, CrashPlan, CrashReport, FileCrash, FileCrashReport, PendingFile, PendingState,
+    TornFill, TornWrite,
+};
+pub use fault::{Fault, FaultCounts, SyncFailure};
+pub use inode::PendingOp;
+pub use lock::SimLock;
+pub use namespace::{DirOp, InodeId};
+pub use sim_file::SimFile;
+pub use sim_fs::{BitFlip, Checkpoint, SimFs, SECTOR_SIZE};
