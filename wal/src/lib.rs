@@ -36,6 +36,7 @@
 
 mod error;
 mod format;
+pub mod group_commit;
 mod header;
 pub mod inspect;
 pub mod io;

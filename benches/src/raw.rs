@@ -1,0 +1,186 @@
+//! The physical limit: a plain loop of `pwrite` + `fdatasync` of the same bytes, in the same
+//! batches, to a preallocated file. No encoding, no checksums, no index: what no WAL can beat
+//! on this file system.
+//!
+//! Two kinds of preallocation:
+//! - [`RawMode::Fallocate`] (the reference limit): a fresh file `fallocate`d up front, as
+//!   raftwal preallocates its segments. On ext4/xfs the allocated blocks are *unwritten
+//!   extents*: the first write into each one converts it, a metadata change that makes the
+//!   next `fdatasync` commit the file system journal too.
+//! - [`RawMode::Overwrite`]: a file whose blocks were already written (zeros) and synced, and
+//!   are overwritten in a ring. `fdatasync` then has only data to flush: the floor for a WAL
+//!   that recycles or pre-zeroes its segments.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use fs2::FileExt as _;
+
+use crate::latency::Latencies;
+use crate::workload::{frame_len, payload, Budget, Cell, Sample};
+use crate::Result;
+
+/// How the raw loop's file is preallocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawMode {
+    /// A fresh `fallocate`d file (unwritten extents), like raftwal's segments.
+    Fallocate,
+    /// A pre-zeroed, synced file overwritten in a ring.
+    Overwrite,
+}
+
+/// A pre-zeroed, synced file for [`RawMode::Overwrite`], created once and reused.
+#[derive(Debug)]
+pub struct OverwriteArea {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl OverwriteArea {
+    /// Creates `dir/raw-overwrite.dat` of `len` bytes of written, synced zeros.
+    pub fn create(dir: &Path, len: u64) -> Result<Self> {
+        let path = dir.join("raw-overwrite.dat");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        let chunk = vec![0u8; 8 << 20];
+        let mut off = 0;
+        while off < len {
+            let n = chunk.len().min((len - off) as usize);
+            file.write_all_at(&chunk[..n], off)?;
+            off += n as u64;
+        }
+        file.sync_all()?;
+        Ok(OverwriteArea { file, path, len })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for OverwriteArea {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The bytes of one batch: per entry a 32-byte header (index, term, length) and the payload
+/// padded to 8 bytes, exactly as many bytes as raftwal writes for the same entries.
+pub fn batch_bytes(entry_size: usize, batch: usize, seed: u64) -> Vec<u8> {
+    let frame = frame_len(entry_size);
+    let mut buf = vec![0u8; frame * batch];
+    for (i, rec) in buf.chunks_exact_mut(frame).enumerate() {
+        rec[4..8].copy_from_slice(&(entry_size as u32).to_le_bytes());
+        rec[8..16].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        rec[16..24].copy_from_slice(&1u64.to_le_bytes());
+        rec[32..32 + entry_size].copy_from_slice(&payload(entry_size, seed ^ i as u64));
+    }
+    buf
+}
+
+/// Runs the raw loop on `cell` in `dir` (a fresh file there for [`RawMode::Fallocate`], the
+/// `area` for [`RawMode::Overwrite`]). A cell with several writers runs as one writer with
+/// `writers × batch` entries per sync: perfect group commit, the limit for that many writers.
+pub fn run(
+    cell: &Cell,
+    mode: RawMode,
+    dir: &Path,
+    area: Option<&OverwriteArea>,
+    budget: &Budget,
+) -> Result<Sample> {
+    let batch = cell.batch * cell.writers;
+    let buf = batch_bytes(cell.entry_size, batch, 0x5EED);
+    let payload_per_batch = (cell.entry_size * batch) as u64;
+    // Never preallocate more than 16 GiB, whatever the byte budget says.
+    let max_batches = budget
+        .max_bytes
+        .div_ceil(payload_per_batch)
+        .min((16 << 30) / buf.len() as u64)
+        .max(budget.min_batches);
+    let path = dir.join("raw.dat");
+    let (owned, file, ring) = match mode {
+        RawMode::Fallocate => {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            f.allocate(max_batches * buf.len() as u64)?;
+            f.sync_all()?;
+            (Some(f), None, u64::MAX)
+        }
+        RawMode::Overwrite => {
+            let area = area.ok_or("raw overwrite mode needs an OverwriteArea")?;
+            if area.len < buf.len() as u64 {
+                return Err("overwrite area smaller than one batch".into());
+            }
+            (None, Some(&area.file), area.len)
+        }
+    };
+    let file = owned.as_ref().or(file).ok_or("no file")?;
+    let mut lat = Latencies::with_capacity(1024);
+    let mut off = 0u64;
+    let mut batches = 0u64;
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    loop {
+        if off + buf.len() as u64 > ring {
+            off = 0;
+        }
+        let t = Instant::now();
+        file.write_all_at(&buf, off)?;
+        file.sync_data()?;
+        lat.record(t.elapsed());
+        off += buf.len() as u64;
+        batches += 1;
+        bytes += payload_per_batch;
+        if batches >= max_batches || budget.done(start.elapsed(), batches, bytes) {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(owned);
+    if mode == RawMode::Fallocate {
+        std::fs::remove_file(&path)?;
+    }
+    Ok(Sample {
+        entries: batches * batch as u64,
+        payload_bytes: bytes,
+        batches,
+        elapsed,
+        latencies: lat,
+        file_syncs: Some(batches),
+        writes: Some(batches),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_loop_writes_the_frame_bytes_in_both_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = Budget {
+            time: std::time::Duration::ZERO,
+            min_batches: 3,
+            max_bytes: u64::MAX,
+        };
+        let cell = Cell::single(100, 4);
+        let s = run(&cell, RawMode::Fallocate, dir.path(), None, &budget).unwrap();
+        assert_eq!((s.batches, s.entries, s.payload_bytes), (3, 12, 1200));
+        assert!(!dir.path().join("raw.dat").exists());
+        let area = OverwriteArea::create(dir.path(), 1 << 12).unwrap();
+        let s = run(&cell, RawMode::Overwrite, dir.path(), Some(&area), &budget).unwrap();
+        assert_eq!(s.latencies.len(), 3);
+        assert_eq!(batch_bytes(100, 4, 1).len(), 4 * frame_len(100));
+    }
+}

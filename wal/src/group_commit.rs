@@ -1,0 +1,438 @@
+//! [`GroupCommit`]: a thread-safe front end that lets many threads share each `fdatasync`.
+//!
+//! A [`Wal`] is `&mut self` for every write, so threads that each want "append, then wait
+//! until durable" would otherwise pay one `fdatasync` apiece. `GroupCommit` runs every
+//! thread's closure under one lock (its appends go into the WAL's buffer) and hands out a
+//! ticket; the thread then waits until a [`Wal::sync`] that started after its closure returned
+//! has completed. One waiter at a time is the *leader*: it syncs once for everyone whose
+//! closure ran before the sync started, then wakes them all. Under load the appends made while
+//! one sync is in flight are all covered by the next one, so N threads × M commits cost far
+//! fewer than N × M syncs (see the tests, which count them with [`Wal::stats`]).
+//!
+//! Protocol (all counters are ticket numbers, strictly increasing):
+//!
+//! ```text
+//! commit(f):  lock wal; r = f(wal); ticket = ++appended; unlock wal
+//!             lock state
+//!             loop:
+//!               if ticket <= synced            -> return Ok(r)
+//!               if failed                      -> return Err(Poisoned)
+//!               if no sync in flight           -> become leader:
+//!                   syncing = true; unlock state
+//!                   lock wal; target = appended; wal.sync(); unlock wal
+//!                   lock state; synced = target (or failed = cause); syncing = false
+//!                   notify_all
+//!               else                           -> wait on the condvar
+//! ```
+//!
+//! The leader reads `target` under the WAL lock, after every closure that took the lock before
+//! it, so every ticket `<= target` had its appends buffered before `sync` wrote them out:
+//! `synced = target` never acknowledges an append the sync did not cover.
+//!
+//! Errors: a failed sync poisons the [`Wal`] (fsyncgate: the state of unsynced data is
+//! unknown), so every waiter whose ticket the failed sync was to cover, and every later
+//! commit, gets [`Error::Poisoned`] naming the original failure; the leader gets the original
+//! error itself. Tickets already covered by an earlier successful sync stay acknowledged.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::io::{StdVfs, Vfs};
+use crate::types::Stats;
+use crate::wal::Wal;
+
+/// A [`Wal`] shared between threads, whose commits share `fdatasync`s (group commit).
+pub struct GroupCommit<V: Vfs = StdVfs> {
+    inner: Mutex<Inner<V>>,
+    state: Mutex<SyncState>,
+    synced_cond: Condvar,
+}
+
+/// What the WAL lock protects: the WAL and the number of the last closure that ran.
+struct Inner<V: Vfs> {
+    wal: Wal<V>,
+    appended: u64,
+}
+
+/// Sync progress, under its own lock so waiters never contend with appenders for it.
+#[derive(Default)]
+struct SyncState {
+    /// Every ticket `<= synced` is durable.
+    synced: u64,
+    /// A leader is syncing now.
+    syncing: bool,
+    /// Set once a sync failed; the WAL is poisoned from then on.
+    failed: Option<String>,
+    /// Syncs issued through this front end (leaders elected).
+    syncs: u64,
+}
+
+impl<V: Vfs> GroupCommit<V> {
+    /// Wraps an open WAL.
+    pub fn new(wal: Wal<V>) -> Self {
+        GroupCommit {
+            inner: Mutex::new(Inner { wal, appended: 0 }),
+            state: Mutex::new(SyncState::default()),
+            synced_cond: Condvar::new(),
+        }
+    }
+
+    /// Runs `f` on the WAL under the lock (it typically appends), then returns only once a
+    /// [`Wal::sync`] covering everything `f` did has completed. An error from `f` is returned
+    /// at once, without waiting. If the covering sync fails, the leader that ran it returns its
+    /// error and every other covered caller [`Error::Poisoned`] naming it.
+    pub fn commit<R>(&self, f: impl FnOnce(&mut Wal<V>) -> Result<R>) -> Result<R> {
+        let (value, ticket) = {
+            let mut inner = self.lock_inner()?;
+            let value = f(&mut inner.wal)?;
+            inner.appended += 1;
+            (value, inner.appended)
+        };
+        self.wait_durable(ticket)?;
+        Ok(value)
+    }
+
+    /// Runs `f` on the WAL under the lock, without syncing (reads, or appends that a later
+    /// [`GroupCommit::commit`] will make durable).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Wal<V>) -> R) -> Result<R> {
+        let mut inner = self.lock_inner()?;
+        Ok(f(&mut inner.wal))
+    }
+
+    /// The WAL's counters ([`Wal::stats`]).
+    pub fn stats(&self) -> Result<Stats> {
+        self.with(|wal| wal.stats())
+    }
+
+    /// Number of syncs this front end issued (one per elected leader).
+    pub fn group_syncs(&self) -> u64 {
+        self.lock_state().syncs
+    }
+
+    /// Returns the WAL.
+    pub fn into_inner(self) -> Wal<V> {
+        match self.inner.into_inner() {
+            Ok(inner) => inner.wal,
+            Err(poisoned) => poisoned.into_inner().wal,
+        }
+    }
+
+    /// Blocks until `ticket` is durable, syncing as the leader when no sync is in flight.
+    fn wait_durable(&self, ticket: u64) -> Result<()> {
+        let mut state = self.lock_state();
+        loop {
+            if ticket <= state.synced {
+                return Ok(());
+            }
+            if let Some(cause) = &state.failed {
+                return Err(Error::Poisoned {
+                    cause: cause.clone(),
+                });
+            }
+            if !state.syncing {
+                state.syncing = true;
+                state.syncs += 1;
+                drop(state);
+                let outcome = self.sync_as_leader();
+                state = self.lock_state();
+                state.syncing = false;
+                let result = match outcome {
+                    Ok(target) => {
+                        state.synced = state.synced.max(target);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        state.failed.get_or_insert_with(|| e.to_string());
+                        Err(e)
+                    }
+                };
+                self.synced_cond.notify_all();
+                // A successful sync read `target` after this caller's closure ran, so it
+                // covers `ticket`; a failed one poisons it.
+                debug_assert!(result.is_err() || ticket <= state.synced);
+                return result;
+            }
+            state = self
+                .synced_cond
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Syncs the WAL; returns the highest ticket the sync covered.
+    fn sync_as_leader(&self) -> Result<u64> {
+        let mut inner = self.lock_inner()?;
+        let target = inner.appended;
+        inner.wal.sync()?;
+        Ok(target)
+    }
+
+    fn lock_inner(&self) -> Result<MutexGuard<'_, Inner<V>>> {
+        self.inner.lock().map_err(|_| Error::Poisoned {
+            cause: "a thread panicked while holding the WAL lock".to_owned(),
+        })
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, SyncState> {
+        // SyncState is only ever updated with plain assignments that leave it consistent, so a
+        // panic elsewhere while it was held cannot have left it half-written.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+    use crate::io::{OpenMode, StdFile, VfsFile};
+    use crate::types::{Entry, Options};
+
+    fn entry(index: u64) -> Entry {
+        Entry {
+            index,
+            term: 1,
+            data: index.to_le_bytes().to_vec(),
+        }
+    }
+
+    /// Appends one entry at the end of the log; returns its index.
+    fn append_one(wal: &mut Wal<impl Vfs>) -> Result<u64> {
+        let index = wal.last_index() + 1;
+        wal.append(&[entry(index)])?;
+        Ok(index)
+    }
+
+    #[test]
+    fn single_thread_commit_is_durable_and_syncs_once_per_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let gc = GroupCommit::new(Wal::open(dir.path(), Options::default()).unwrap());
+        let before = gc.stats().unwrap().file_syncs;
+        for i in 1..=5 {
+            assert_eq!(gc.commit(|w| append_one(w)).unwrap(), i);
+        }
+        assert_eq!(gc.group_syncs(), 5);
+        assert!(gc.stats().unwrap().file_syncs - before >= 5);
+        drop(gc);
+        let wal = Wal::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(wal.last_index(), 5);
+        assert_eq!(wal.entry(3).unwrap(), entry(3));
+    }
+
+    #[test]
+    fn many_threads_share_syncs_and_every_commit_survives_reopen() {
+        const THREADS: usize = 16;
+        const COMMITS: usize = 50;
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), Options::default()).unwrap();
+        let syncs_before = wal.stats().file_syncs;
+        let gc = Arc::new(GroupCommit::new(wal));
+        let start = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (gc, start) = (Arc::clone(&gc), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    let mut mine = Vec::with_capacity(COMMITS);
+                    for _ in 0..COMMITS {
+                        let index = gc.commit(|w| append_one(w)).unwrap();
+                        // Acknowledged means durable: the index is at most the synced end.
+                        mine.push(index);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        let total = (THREADS * COMMITS) as u64;
+        assert_eq!(all, (1..=total).collect::<Vec<_>>());
+        let gc = Arc::into_inner(gc).unwrap();
+        let syncs = gc.stats().unwrap().file_syncs - syncs_before;
+        let leaders = gc.group_syncs();
+        // Group commit: far fewer syncs than commits (each sync covers several threads).
+        assert!(
+            syncs < total / 2,
+            "{syncs} file syncs for {total} commits ({leaders} leaders)"
+        );
+        drop(gc.into_inner());
+        let wal = Wal::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(wal.last_index(), total);
+        for i in [1, total / 2, total] {
+            assert_eq!(wal.entry(i).unwrap(), entry(i));
+        }
+    }
+
+    #[test]
+    fn closure_error_is_returned_without_syncing() {
+        let dir = tempfile::tempdir().unwrap();
+        let gc = GroupCommit::new(Wal::open(dir.path(), Options::default()).unwrap());
+        let err = gc.commit(|w| w.append(&[entry(7)])).unwrap_err();
+        assert!(matches!(err, Error::InvalidAppend { .. }), "{err}");
+        assert_eq!(gc.group_syncs(), 0);
+        assert_eq!(gc.commit(|w| append_one(w)).unwrap(), 1);
+    }
+
+    /// The real file system, except that `sync_data`/`sync_all` on files fail with EIO once
+    /// `fail` is set.
+    #[derive(Clone)]
+    struct FailingVfs {
+        fail: Arc<AtomicBool>,
+    }
+
+    struct FailingFile {
+        file: StdFile,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl FailingFile {
+        fn check(&self) -> io::Result<()> {
+            if self.fail.load(Ordering::SeqCst) {
+                Err(io::Error::from_raw_os_error(5)) // EIO on every Unix
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl Vfs for FailingVfs {
+        type File = FailingFile;
+        type Lock = <StdVfs as Vfs>::Lock;
+        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+            StdVfs.create_dir_all(dir)
+        }
+        fn open(&self, path: &Path, mode: OpenMode) -> io::Result<FailingFile> {
+            Ok(FailingFile {
+                file: StdVfs.open(path, mode)?,
+                fail: Arc::clone(&self.fail),
+            })
+        }
+        fn remove(&self, path: &Path) -> io::Result<()> {
+            StdVfs.remove(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            StdVfs.rename(from, to)
+        }
+        fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+            StdVfs.list(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            StdVfs.sync_dir(dir)
+        }
+        fn lock(&self, dir: &Path) -> io::Result<Self::Lock> {
+            StdVfs.lock(dir)
+        }
+    }
+
+    impl VfsFile for FailingFile {
+        type Map = <StdFile as VfsFile>::Map;
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            self.file.read_at(buf, offset)
+        }
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            self.file.write_all_at(buf, offset)
+        }
+        fn len(&self) -> io::Result<u64> {
+            self.file.len()
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.file.set_len(len)
+        }
+        fn allocate(&self, len: u64) -> io::Result<()> {
+            self.file.allocate(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.check()?;
+            self.file.sync_data()
+        }
+        fn sync_all(&self) -> io::Result<()> {
+            self.check()?;
+            self.file.sync_all()
+        }
+        fn map(&self, len: u64) -> io::Result<Self::Map> {
+            self.file.map(len)
+        }
+    }
+
+    #[test]
+    fn failed_sync_is_reported_to_every_waiter_and_later_commits() {
+        const THREADS: usize = 8;
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let vfs = FailingVfs {
+            fail: Arc::clone(&fail),
+        };
+        let gc = Arc::new(GroupCommit::new(
+            Wal::open_with(vfs, dir.path(), Options::default()).unwrap(),
+        ));
+        // Durable before the failure: stays acknowledged.
+        let durable = gc.commit(|w| append_one(w)).unwrap();
+        fail.store(true, Ordering::SeqCst);
+        let start = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (gc, start) = (Arc::clone(&gc), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    gc.commit(|w| append_one(w))
+                })
+            })
+            .collect();
+        let results: Vec<Result<u64>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        // Nobody was told their entry is durable; the leader saw the I/O error, the others a
+        // poisoned WAL (or the WAL refused their append because it was already poisoned).
+        for r in &results {
+            let e = r
+                .as_ref()
+                .expect_err("a commit was acknowledged after a failed sync");
+            assert!(
+                matches!(e, Error::Io { .. } | Error::Poisoned { .. }),
+                "unexpected error: {e}"
+            );
+        }
+        // Later commits fail too, even with the disk healthy again: the WAL must be reopened.
+        fail.store(false, Ordering::SeqCst);
+        let later = gc.commit(|w| append_one(w)).unwrap_err();
+        assert!(
+            matches!(later, Error::Poisoned { .. } | Error::Io { .. }),
+            "{later}"
+        );
+        drop(Arc::into_inner(gc).unwrap().into_inner());
+        let vfs = FailingVfs { fail };
+        let wal = Wal::open_with(vfs, dir.path(), Options::default()).unwrap();
+        assert!(wal.last_index() >= durable);
+        assert_eq!(wal.entry(durable).unwrap(), entry(durable));
+    }
+
+    #[test]
+    fn waiters_of_a_failed_sync_get_poisoned_naming_the_cause() {
+        // Deterministic version: the leader's failure is recorded and handed to a waiter
+        // whose ticket it was to cover.
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let vfs = FailingVfs {
+            fail: Arc::clone(&fail),
+        };
+        let gc = GroupCommit::new(Wal::open_with(vfs, dir.path(), Options::default()).unwrap());
+        // Buffer an append with no sync, as a waiter whose leader is about to fail would have.
+        gc.with(|w| append_one(w)).unwrap().unwrap();
+        fail.store(true, Ordering::SeqCst);
+        let leader_err = gc.commit(|w| append_one(w)).unwrap_err();
+        assert!(matches!(leader_err, Error::Io { .. }), "{leader_err}");
+        // A waiter arriving later finds the recorded failure (its append is refused by the
+        // poisoned WAL, or its wait reports the poisoning).
+        let e = gc.commit(|_| Ok(())).unwrap_err();
+        match e {
+            Error::Poisoned { cause } => assert!(!cause.is_empty()),
+            other => panic!("expected Poisoned, got {other}"),
+        }
+    }
+}
