@@ -242,7 +242,9 @@ mod tests {
     fn allocate_extends_with_zeros_and_map_sees_writes() {
         let dir = tempfile::tempdir().unwrap();
         let vfs = StdVfs;
-        let f = vfs.open(&dir.path().join("f"), OpenMode::CreateNew).unwrap();
+        let f = vfs
+            .open(&dir.path().join("f"), OpenMode::CreateNew)
+            .unwrap();
         f.write_all_at(b"abc", 0).unwrap();
         f.allocate(4096).unwrap();
         assert_eq!(f.len().unwrap(), 4096);

@@ -1,1 +1,508 @@
-//! recovery
+//! Recovery: rebuild exactly the durable state of a WAL directory.
+//!
+//! The scan is read-only ([`scan`]); [`repair`] then applies what it planned. `inspect` and
+//! `verify` reuse the scan without repairing.
+//!
+//! ## Torn tail or corruption?
+//!
+//! The segments form one stream of records. The scan accepts records while each verifies
+//! (checksum bound to its segment's identity), holds the next index, and neither its term nor
+//! its sync group goes backwards. At the first position `P` where that fails, it decides:
+//!
+//! - The records of a sync group (everything one `sync()` wrote) are written only after the
+//!   previous group's fdatasync returned, and the first record of each group carries the
+//!   *group start* bit. So if a record that verifies and starts a group lies anywhere after
+//!   `P`, the group holding `P` was synced — possibly acknowledged — and the bad bytes at `P`
+//!   are **corruption of synced data**: open fails naming file, offset and index (unless the
+//!   operator chose [`RecoveryMode::TruncateCorrupt`]).
+//! - Otherwise everything from `P` on belongs to the last sync group, whose fdatasync may
+//!   never have completed: a **torn tail**, whatever the bytes (zeros, garbage, reordered
+//!   sectors). The log is cut at the end of the last complete batch before `P`, and later
+//!   segments are removed.
+//!
+//! Limit: damage confined to the last sync group looks exactly like a torn write of that
+//! group, so it is cut as one (and logged with the entries dropped). Nothing on disk can tell
+//! them apart without a second fdatasync per sync; Raft re-replicates such a tail from the
+//! leader.
+
+use std::path::{Path, PathBuf};
+
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    all_zero, decode_frame, decode_segment_header, parse_numbered, rec, seg, segment_identity,
+    Frame, SegmentHeaderError, ALIGN, TMP_SUFFIX,
+};
+use crate::header::{HeaderFile, HeaderState, HEADER_FILE};
+use crate::io::{OpenMode, Vfs, VfsFile};
+use crate::segment::Segment;
+use crate::types::{RecoveryMode, RecoveryReport};
+
+/// Where the stream stopped being valid, and what was decided about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every segment ends cleanly.
+    Clean,
+    /// A torn (never synced) tail starting at `path`:`offset`.
+    Torn {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// Corruption of synced data at `path`:`offset`.
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        index: Option<u64>,
+        reason: String,
+    },
+}
+
+/// The scan of one directory.
+pub(crate) struct Scan<F: VfsFile> {
+    pub(crate) header: Option<HeaderFile<F>>,
+    /// Segments holding the recovered log, after the planned cut, with their index.
+    pub(crate) segments: Vec<Segment<F>>,
+    /// Where to cut: (segment position in `segments`, new end offset), if a cut is needed.
+    pub(crate) cut: Option<(usize, u64)>,
+    pub(crate) outcome: Outcome,
+    /// Files to remove: temporaries, stale segments and snapshots, segments past the cut.
+    pub(crate) remove: Vec<PathBuf>,
+    /// Path of the snapshot file the header points at.
+    pub(crate) snapshot: Option<PathBuf>,
+    /// Highest sync group and segment sequence number seen anywhere.
+    pub(crate) max_group: u64,
+    pub(crate) max_seq: u64,
+    pub(crate) report: RecoveryReport,
+}
+
+struct Accepted {
+    term: u64,
+    group: u64,
+}
+
+/// Scans `dir` read-only. `mode` opens files read-only (inspection) or read-write (open).
+pub(crate) fn scan<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    mode: OpenMode,
+    recovery: RecoveryMode,
+) -> Result<Scan<V::File>> {
+    let names = vfs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let mut remove = Vec::new();
+    let mut seg_names = Vec::new();
+    let mut snap_names = Vec::new();
+    let mut has_header = false;
+    for name in &names {
+        if name.ends_with(TMP_SUFFIX) {
+            remove.push(dir.join(name));
+        } else if name == HEADER_FILE {
+            has_header = true;
+        } else if let Some(first) = parse_numbered(name, ".wal") {
+            seg_names.push((first, dir.join(name)));
+        } else if let Some(index) = parse_numbered(name, ".snap") {
+            snap_names.push((index, dir.join(name)));
+        }
+    }
+    seg_names.sort();
+    let header = if has_header {
+        Some(HeaderFile::open(vfs, dir, mode)?)
+    } else if let Some((_, p)) = seg_names.first().or(snap_names.first()) {
+        return Err(Error::corrupt(
+            p,
+            0,
+            None,
+            format!("{HEADER_FILE} is missing while log files exist"),
+        ));
+    } else {
+        None
+    };
+    let hstate = header.as_ref().map(|h| h.state()).unwrap_or_default();
+    let base = hstate.base;
+
+    // Snapshot files: the one the header points at must exist; others are stale.
+    let mut snapshot = None;
+    for (index, path) in snap_names {
+        if hstate.has_snapshot && index == base.index {
+            let (meta, _) = crate::snapshot::read_header(vfs, &path)?;
+            if meta != base {
+                return Err(Error::corrupt(
+                    &path,
+                    0,
+                    Some(base.index),
+                    format!(
+                        "snapshot is of index {} term {}, the header's base is index {} term {}",
+                        meta.index, meta.term, base.index, base.term
+                    ),
+                ));
+            }
+            snapshot = Some(path);
+        } else {
+            remove.push(path);
+        }
+    }
+    if hstate.has_snapshot && snapshot.is_none() {
+        return Err(Error::corrupt(
+            dir.join(crate::format::snapshot_name(base.index)),
+            0,
+            Some(base.index),
+            "the header's snapshot file is missing",
+        ));
+    }
+
+    // Segments wholly at or below the base are stale (a compaction's removals not yet
+    // durable); keep from the last segment whose first index is <= base + 1.
+    let keep_from = seg_names
+        .iter()
+        .rposition(|(first, _)| *first <= base.index + 1)
+        .unwrap_or(0);
+    for (_, p) in seg_names.drain(..keep_from) {
+        remove.push(p);
+    }
+
+    let mut report = RecoveryReport {
+        segments: seg_names.len(),
+        ..RecoveryReport::default()
+    };
+    let mut segs: Vec<Segment<V::File>> = Vec::new();
+    let mut maps = Vec::new();
+    let mut max_seq = 0;
+    let mut max_group = 0;
+    for (first, path) in seg_names {
+        let file = vfs
+            .open(&path, mode)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let map = file.map(len).map_err(|e| Error::io("map", &path, e))?;
+        let h = decode_segment_header(&map).map_err(|e| match e {
+            SegmentHeaderError::Foreign(reason) => Error::NotAWalFile {
+                path: path.clone(),
+                reason,
+            },
+            SegmentHeaderError::Damaged(reason) => Error::corrupt(&path, 0, None, reason),
+        })?;
+        if h.first_index != first {
+            return Err(Error::corrupt(
+                &path,
+                seg::OFF_FIRST_INDEX as u64,
+                None,
+                format!(
+                    "segment header says first index {}, the file name {first}",
+                    h.first_index
+                ),
+            ));
+        }
+        max_seq = max_seq.max(h.seq);
+        max_group = max_group.max(h.first_group);
+        segs.push(Segment::from_parts(
+            path,
+            file,
+            h.seq,
+            h.first_index,
+            h.first_group,
+            seg::HEADER_LEN as u64,
+        ));
+        maps.push(map);
+    }
+
+    // The stream scan.
+    let mut prev: Option<Accepted> = None;
+    let mut bad: Option<(usize, usize, Option<u64>, String)> = None;
+    let mut last_batch_end: (usize, u64) = (0, seg::HEADER_LEN as u64);
+    let mut expected = segs.first().map(|s| s.first_index).unwrap_or(0);
+    'stream: for si in 0..segs.len() {
+        if si > 0 {
+            if segs[si].first_index != expected {
+                bad = Some((
+                    si,
+                    seg::HEADER_LEN,
+                    Some(expected),
+                    format!(
+                        "segment starts at index {}, index {expected} was expected",
+                        segs[si].first_index
+                    ),
+                ));
+                break;
+            }
+            last_batch_end = (si, seg::HEADER_LEN as u64);
+        }
+        let buf: &[u8] = &maps[si];
+        let mut off = seg::HEADER_LEN;
+        let mut batch_open = false;
+        loop {
+            match decode_frame(buf, off, &segs[si].identity) {
+                Frame::Record { header: h, end } => {
+                    let why = if h.index != expected {
+                        Some(format!(
+                            "record holds index {} where {expected} was expected",
+                            h.index
+                        ))
+                    } else if prev.as_ref().is_some_and(|p| h.term < p.term) {
+                        Some(format!("term {} goes backwards", h.term))
+                    } else if h.group < prev.as_ref().map_or(segs[si].first_group, |p| p.group) {
+                        Some(format!("sync group {} goes backwards", h.group))
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = why {
+                        bad = Some((si, off, Some(expected), reason));
+                        break 'stream;
+                    }
+                    segs[si].push(h.index, h.term, off as u64);
+                    segs[si].written = end as u64;
+                    report.bytes_scanned += (end - off) as u64;
+                    max_group = max_group.max(h.group);
+                    expected += 1;
+                    batch_open = !h.batch_end;
+                    if h.batch_end {
+                        last_batch_end = (si, end as u64);
+                    }
+                    prev = Some(Accepted {
+                        term: h.term,
+                        group: h.group,
+                    });
+                    off = end;
+                }
+                Frame::Zero if all_zero(&buf[off.min(buf.len())..]) => {
+                    if batch_open {
+                        bad = Some((
+                            si,
+                            off,
+                            Some(expected),
+                            "batch ends before its last record".into(),
+                        ));
+                        break 'stream;
+                    }
+                    break;
+                }
+                Frame::Zero => {
+                    bad = Some((
+                        si,
+                        off,
+                        Some(expected),
+                        "zeroed record header followed by non-zero bytes".into(),
+                    ));
+                    break 'stream;
+                }
+                Frame::Bad(reason) => {
+                    bad = Some((si, off, Some(expected), reason));
+                    break 'stream;
+                }
+            }
+        }
+    }
+
+    let mut outcome = Outcome::Clean;
+    let mut cut = None;
+    if let Some((bsi, boff, index, reason)) = bad {
+        let mut later = 0u64;
+        // Look past the bad position for a record that starts a sync group: proof that the
+        // group holding the bad position was synced.
+        let mut proof: Option<(PathBuf, u64, u64)> = None;
+        'search: for si in bsi..segs.len() {
+            let buf: &[u8] = &maps[si];
+            let mut pos = if si == bsi { boff } else { seg::HEADER_LEN };
+            while pos + rec::HEADER_LEN <= buf.len() {
+                if all_zero(&buf[pos..pos + rec::HEADER_LEN]) {
+                    pos += ALIGN;
+                    continue;
+                }
+                match decode_frame(buf, pos, &segs[si].identity) {
+                    Frame::Record { header, end } => {
+                        later = later.max(header.group);
+                        if header.group_start && (si, pos) != (bsi, boff) {
+                            proof = Some((segs[si].path.clone(), pos as u64, header.group));
+                            break 'search;
+                        }
+                        pos = end;
+                    }
+                    _ => pos += ALIGN,
+                }
+            }
+        }
+        max_group = max_group.max(later);
+        let path = segs[bsi].path.clone();
+        if let Some((ppath, poff, pgroup)) = proof {
+            let corrupt = Outcome::Corrupt {
+                path: path.clone(),
+                offset: boff as u64,
+                index,
+                reason: format!(
+                    "{reason}; the record starting sync group {pgroup} at {}:{poff} proves this data was synced",
+                    ppath.display()
+                ),
+            };
+            if recovery == RecoveryMode::Strict {
+                let Outcome::Corrupt {
+                    path,
+                    offset,
+                    index,
+                    reason,
+                } = corrupt
+                else {
+                    unreachable!("just built")
+                };
+                return Err(Error::Corrupt {
+                    path,
+                    offset,
+                    index,
+                    reason,
+                });
+            }
+            if let Outcome::Corrupt {
+                path,
+                offset,
+                reason,
+                ..
+            } = &corrupt
+            {
+                report.corruption_truncated.push((
+                    path.display().to_string(),
+                    *offset,
+                    reason.clone(),
+                ));
+            }
+            outcome = corrupt;
+        } else {
+            outcome = Outcome::Torn {
+                path,
+                offset: boff as u64,
+                reason,
+            };
+        }
+        // Cut at the end of the last complete batch before the bad position.
+        let (csi, coff) = last_batch_end;
+        for s in segs.drain(csi + 1..) {
+            remove.push(s.path.clone());
+        }
+        maps.truncate(csi + 1);
+        let keep_to = {
+            let s = &segs[csi];
+            s.offsets.partition_point(|&o| u64::from(o) < coff)
+        };
+        let s = &mut segs[csi];
+        let from = s.first_index + keep_to as u64;
+        s.forget_from(from);
+        let old_end = maps[csi].len() as u64;
+        report.torn_bytes_truncated = old_end.saturating_sub(coff);
+        s.written = coff;
+        cut = Some((csi, coff));
+    }
+
+    // Entries at or below the base are compacted; if nothing is above it, every segment is
+    // stale. An entry at the base must agree with the snapshot's term.
+    let last = segs.last().map(|s| s.last_index()).unwrap_or(base.index);
+    if !segs.is_empty() && last <= base.index {
+        for s in segs.drain(..) {
+            remove.push(s.path.clone());
+        }
+        cut = None;
+    } else if let Some(first) = segs.first() {
+        if first.first_index > base.index + 1 {
+            return Err(Error::corrupt(
+                &first.path,
+                0,
+                Some(base.index + 1),
+                format!(
+                    "the log starts at index {} but the snapshot base is {}: entries are missing",
+                    first.first_index, base.index
+                ),
+            ));
+        }
+        if base.index > 0 && first.first_index <= base.index {
+            if let Some(t) = first.term_of(base.index) {
+                if t != base.term {
+                    return Err(Error::corrupt(
+                        &first.path,
+                        first.offset_of(base.index).unwrap_or(0),
+                        Some(base.index),
+                        format!(
+                            "entry at the snapshot base has term {t}, the snapshot says {}",
+                            base.term
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    report.entries = segs
+        .iter()
+        .map(|s| {
+            let lo = s.first_index.max(base.index + 1);
+            (s.last_index() + 1).saturating_sub(lo)
+        })
+        .sum();
+    drop(maps);
+    Ok(Scan {
+        header,
+        segments: segs,
+        cut,
+        outcome,
+        remove,
+        snapshot,
+        max_group,
+        max_seq,
+        report,
+    })
+}
+
+/// Applies the scan's plan: removes stale files and cuts a torn tail, durably. Idempotent: a
+/// crash part-way leaves a directory that the next scan plans the same repair for.
+pub(crate) fn repair<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    scan: &mut Scan<V::File>,
+    preallocate: Option<u64>,
+) -> Result<()> {
+    if let Some((si, end)) = scan.cut {
+        let seg = &scan.segments[si];
+        if let Outcome::Torn {
+            path,
+            offset,
+            reason,
+        } = &scan.outcome
+        {
+            warn!(
+                file = %path.display(), offset, cut_at = end, bytes = scan.report.torn_bytes_truncated,
+                reason = %reason, "torn tail: cutting the unsynced write"
+            );
+        }
+        seg.file
+            .set_len(end)
+            .map_err(|e| Error::io("truncate", &seg.path, e))?;
+        if let Some(size) = preallocate {
+            seg.file
+                .allocate(size)
+                .map_err(|e| Error::io("allocate", &seg.path, e))?;
+        }
+        seg.file
+            .sync_all()
+            .map_err(|e| Error::io("fsync", &seg.path, e))?;
+    }
+    // Remove from the highest name down so an interrupted removal leaves a prefix.
+    scan.remove.sort();
+    for path in scan.remove.iter().rev() {
+        match vfs.remove(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", path, e)),
+        }
+        info!(file = %path.display(), "removed stale file");
+    }
+    scan.report.files_removed = scan.remove.len();
+    vfs.sync_dir(dir)
+        .map_err(|e| Error::io("fsync dir", dir, e))?;
+    Ok(())
+}
+
+/// The header state, or the default for a directory without one.
+pub(crate) fn header_state<F: VfsFile>(scan: &Scan<F>) -> HeaderState {
+    scan.header.as_ref().map(|h| h.state()).unwrap_or_default()
+}
+
+/// Identity check used by `verify`: a segment's records decode against its identity.
+#[allow(dead_code)]
+pub(crate) fn identity_of(seq: u64, first_index: u64) -> crc32fast::Hasher {
+    segment_identity(seq, first_index)
+}

@@ -1,15 +1,51 @@
 //! [`Wal`]: the log handle and its Raft operations.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use crate::error::Result;
-use crate::io::{StdVfs, Vfs};
+use tracing::{debug, info, info_span, warn};
+
+use crate::error::{Error, Result};
+use crate::format::{rec, record_crc, record_len, segment_name, RecordHeader};
+use crate::header::{HeaderFile, HeaderState};
+use crate::io::{OpenMode, StdVfs, Vfs, VfsFile};
+use crate::recovery;
+use crate::segment::Segment;
 use crate::types::{Entry, HardState, Options, RecoveryReport, SnapshotMeta, Stats};
 
 /// A write-ahead log for one Raft server's persistent state, in one directory.
+///
+/// - **Durability**: [`Wal::append`] only buffers; [`Wal::sync`] writes every buffered batch
+///   (one `pwrite` per segment touched) and `fdatasync`s (one per file written) before it
+///   returns. [`Wal::set_hard_state`], [`Wal::truncate_suffix`], [`Wal::save_snapshot`] and
+///   [`Wal::compact`] are durable when they return.
+/// - **Poisoning**: after any failed write or sync, every later mutating call returns
+///   [`Error::Poisoned`] (the page cache's state is unknown — fsyncgate); reads keep working.
+///   Reopen to recover the durable state.
+/// - **Locking**: the directory is locked for the handle's lifetime.
+/// - **Dropping** the handle does not sync: unsynced appends are lost, exactly as in a crash.
 pub struct Wal<V: Vfs = StdVfs> {
     vfs: V,
     dir: PathBuf,
+    opts: Options,
+    _lock: V::Lock,
+    header: HeaderFile<V::File>,
+    snapshot_path: Option<PathBuf>,
+    /// Segments in index order; the last one is the active segment appends go to.
+    segments: Vec<Segment<V::File>>,
+    /// Encoded records for the active segment not yet written; they start at its `written`.
+    pending: Vec<u8>,
+    /// Start within `pending` of the last buffered record (kept back by early flushes).
+    last_record: Option<usize>,
+    /// Current sync group, and whether any record of it was appended yet.
+    group: u64,
+    group_started: bool,
+    next_seq: u64,
+    last_index: u64,
+    last_term: u64,
+    poisoned: Option<String>,
+    stats: Stats,
+    report: RecoveryReport,
 }
 
 impl Wal<StdVfs> {
@@ -20,87 +56,663 @@ impl Wal<StdVfs> {
 }
 
 impl<V: Vfs> Wal<V> {
-    /// Opens (creating if needed) the WAL in `dir` on `vfs`, running recovery.
+    /// Opens (creating if needed) the WAL in `dir` on `vfs`, running recovery: a torn tail is
+    /// cut, stale files are removed, corruption of synced data is an error (see
+    /// [`crate::RecoveryMode`]).
     pub fn open_with(vfs: V, dir: impl AsRef<Path>, opts: Options) -> Result<Self> {
-        let _ = (vfs, dir, opts);
-        todo!()
+        let dir = dir.as_ref().to_path_buf();
+        let span = info_span!("wal_open", dir = %dir.display());
+        let _g = span.enter();
+        let started = Instant::now();
+        if opts.segment_size < 4096 {
+            return Err(Error::InvalidArgument {
+                reason: format!("segment_size {} is below 4096 bytes", opts.segment_size),
+            });
+        }
+        vfs.create_dir_all(&dir)
+            .map_err(|e| Error::io("create dir", &dir, e))?;
+        let lock = vfs.lock(&dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked { dir: dir.clone() }
+            } else {
+                Error::io("lock", &dir, e)
+            }
+        })?;
+        let mut scan = recovery::scan(&vfs, &dir, OpenMode::ReadWrite, opts.recovery)?;
+        let prealloc = opts.preallocate.then_some(opts.segment_size);
+        recovery::repair(&vfs, &dir, &mut scan, prealloc)?;
+        let header = match scan.header.take() {
+            Some(h) => h,
+            None => {
+                let h = HeaderFile::create(&vfs, &dir)?;
+                vfs.sync_dir(&dir)
+                    .map_err(|e| Error::io("fsync dir", &dir, e))?;
+                info!("created a new WAL");
+                h
+            }
+        };
+        let base = header.state().base;
+        let segments = std::mem::take(&mut scan.segments);
+        let (last_index, last_term) = match segments.last() {
+            Some(s) if s.len() > 0 && s.last_index() > base.index => (
+                s.last_index(),
+                s.term_of(s.last_index()).unwrap_or(base.term),
+            ),
+            _ => (base.index, base.term),
+        };
+        let mut report = scan.report.clone();
+        report.segments = segments.len();
+        info!(
+            segments = segments.len(),
+            first_index = base.index + 1,
+            last_index,
+            entries = report.entries,
+            bytes = report.bytes_scanned,
+            torn_bytes = report.torn_bytes_truncated,
+            removed = report.files_removed,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "recovered"
+        );
+        Ok(Wal {
+            vfs,
+            dir,
+            opts,
+            _lock: lock,
+            header,
+            snapshot_path: scan.snapshot.take(),
+            segments,
+            pending: Vec::new(),
+            last_record: None,
+            group: scan.max_group + 1,
+            group_started: false,
+            next_seq: scan.max_seq + 1,
+            last_index,
+            last_term,
+            poisoned: None,
+            stats: Stats::default(),
+            report,
+        })
     }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
     /// What recovery found and repaired when this handle was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        todo!()
+        &self.report
     }
+
     /// Counters since open.
     pub fn stats(&self) -> Stats {
-        todo!()
+        self.stats
     }
+
+    /// True after a failed write or sync: every later write fails until reopen.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
     /// Current term and vote.
     pub fn hard_state(&self) -> HardState {
-        todo!()
+        self.header.state().hard
     }
-    /// Durably records term and vote (one fdatasync). Term never decreases; a term's vote,
-    /// once cast, never changes.
+
+    /// Durably records term and vote: one write and one fdatasync of the header file (none if
+    /// nothing changed). The term never decreases, and once a vote is cast in a term it
+    /// cannot change within that term.
     pub fn set_hard_state(&mut self, hs: HardState) -> Result<()> {
-        let _ = hs;
-        todo!()
+        self.check_writable()?;
+        let cur = self.header.state();
+        if hs == cur.hard {
+            return Ok(());
+        }
+        if hs.term < cur.hard.term {
+            return Err(Error::InvalidHardState {
+                reason: format!("term would decrease from {} to {}", cur.hard.term, hs.term),
+            });
+        }
+        if hs.term == cur.hard.term && cur.hard.vote.is_some() && hs.vote != cur.hard.vote {
+            return Err(Error::InvalidHardState {
+                reason: format!(
+                    "vote in term {} would change from {:?} to {:?}",
+                    hs.term, cur.hard.vote, hs.vote
+                ),
+            });
+        }
+        self.update_header(HeaderState { hard: hs, ..cur })
     }
-    /// The log base (last index/term covered by the snapshot; 0/0 if none).
+
+    /// The log base: last index and term covered by the snapshot (0, 0 if none).
     pub fn snapshot_meta(&self) -> SnapshotMeta {
-        todo!()
+        self.header.state().base
     }
-    /// Reads back the latest snapshot's data, verified.
+
+    /// Reads back the latest snapshot saved with [`Wal::save_snapshot`], fully verified;
+    /// `None` if there is none (or the base was moved by [`Wal::compact`] since).
     pub fn snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
-        todo!()
+        match &self.snapshot_path {
+            Some(p) => crate::snapshot::read(&self.vfs, p).map(Some),
+            None => Ok(None),
+        }
     }
-    /// Durably saves a snapshot and moves the log base to it (see docs).
+
+    /// Durably saves a snapshot of the state machine through `meta.index` and moves the log
+    /// base to it (Raft's `Snapshot` and `InstallSnapshot`). If the log holds an entry at
+    /// `meta.index` with `meta.term`, the entries after it are kept; otherwise the whole log
+    /// is discarded and the next append starts at `meta.index + 1`. Whole segments at or below
+    /// the base are deleted.
+    ///
+    /// Order: snapshot file written, synced, renamed, directory synced; a conflicting suffix
+    /// truncated durably; then the header (the commit point); then old files removed.
     pub fn save_snapshot(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<()> {
-        let _ = (meta, data);
-        todo!()
+        self.check_writable()?;
+        self.check_new_base(meta)?;
+        let path = crate::snapshot::write(&self.vfs, &self.dir, meta, data)
+            .inspect_err(|e| self.poison(e))?;
+        self.move_base(meta, Some(path))
     }
-    /// Moves the log base to `index` without storing snapshot data.
+
+    /// Moves the log base to `index` (which must be in the log) without storing snapshot
+    /// data, for callers that keep snapshots elsewhere: entries up to `index` are forgotten
+    /// and whole segments deleted. A snapshot saved earlier is removed.
     pub fn compact(&mut self, index: u64) -> Result<()> {
-        let _ = index;
-        todo!()
+        self.check_writable()?;
+        let term = self.term(index)?;
+        let meta = SnapshotMeta { index, term };
+        self.check_new_base(meta)?;
+        self.move_base(meta, None)
     }
+
     /// First index in the log (`snapshot_meta().index + 1`).
     pub fn first_index(&self) -> u64 {
-        todo!()
+        self.snapshot_meta().index + 1
     }
+
     /// Last index in the log (the base index when the log is empty).
     pub fn last_index(&self) -> u64 {
-        todo!()
+        self.last_index
     }
-    /// Term at `index` (the base term for the base index).
+
+    /// Term of the last entry (the base term when the log is empty).
+    pub fn last_term(&self) -> u64 {
+        self.last_term
+    }
+
+    /// Term at `index`; the base index answers with the base term.
     pub fn term(&self, index: u64) -> Result<u64> {
-        let _ = index;
-        todo!()
+        let base = self.snapshot_meta();
+        if index == base.index {
+            return Ok(base.term);
+        }
+        self.check_range(index)?;
+        let seg = self.segment_of(index)?;
+        seg.term_of(index).ok_or_else(|| self.missing(index))
     }
-    /// Appends a batch of contiguous entries starting at `last_index() + 1`. Not durable
-    /// until [`Wal::sync`].
+
+    /// Appends a batch of contiguous entries starting at `last_index() + 1`, with terms that
+    /// never decrease. Only buffered: durable after the next [`Wal::sync`]. Appending several
+    /// batches and syncing once costs one fdatasync (group commit).
     pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
-        let _ = entries;
-        todo!()
+        self.check_writable()?;
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let mut expect = self.last_index + 1;
+        let mut term = self.last_term;
+        let mut bytes = 0u64;
+        for e in entries {
+            if e.index != expect {
+                return Err(Error::InvalidAppend {
+                    reason: format!("entry index {} where {expect} was expected", e.index),
+                });
+            }
+            if e.term < term {
+                return Err(Error::InvalidAppend {
+                    reason: format!(
+                        "entry {} has term {} below the previous term {term}",
+                        e.index, e.term
+                    ),
+                });
+            }
+            if e.data.len() > rec::MAX_PAYLOAD {
+                return Err(Error::InvalidAppend {
+                    reason: format!(
+                        "entry {} is {} bytes, the limit is {}",
+                        e.index,
+                        e.data.len(),
+                        rec::MAX_PAYLOAD
+                    ),
+                });
+            }
+            bytes += record_len(e.data.len()) as u64;
+            expect += 1;
+            term = e.term;
+        }
+        let rotate = match self.segments.last() {
+            None => true,
+            Some(s) => {
+                let end = s.written + self.pending.len() as u64;
+                (s.len() > 0 && end + bytes > self.opts.segment_size)
+                    || s.first_index + s.len() != first.index
+            }
+        };
+        if rotate {
+            self.rotate(first.index)?;
+        }
+        let active_written = self.segments.last().map_or(0, |s| s.written);
+        if active_written + self.pending.len() as u64 + bytes > u64::from(u32::MAX) {
+            return Err(Error::InvalidAppend {
+                reason: format!("a batch of {bytes} bytes does not fit a segment (4 GiB limit)"),
+            });
+        }
+        let group = self.group;
+        let last = entries.len() - 1;
+        let pending = &mut self.pending;
+        let seg = self
+            .segments
+            .last_mut()
+            .ok_or_else(|| Error::InvalidArgument {
+                reason: "no active segment".into(),
+            })?;
+        for (i, e) in entries.iter().enumerate() {
+            let start = pending.len();
+            let header = RecordHeader {
+                crc: 0,
+                len: e.data.len() as u32,
+                index: e.index,
+                term: e.term,
+                group,
+                batch_end: i == last,
+                group_start: !self.group_started,
+            };
+            self.group_started = true;
+            pending.extend_from_slice(&[0u8; rec::HEADER_LEN]);
+            header.encode(&mut pending[start..start + rec::HEADER_LEN]);
+            pending.extend_from_slice(&e.data);
+            let crc = record_crc(
+                &seg.identity,
+                &pending[start..start + rec::HEADER_LEN],
+                &e.data,
+            );
+            pending[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+            pending.resize(start + record_len(e.data.len()), 0);
+            seg.push(e.index, e.term, seg.written + start as u64);
+            self.last_record = Some(start);
+        }
+        self.last_index = expect - 1;
+        self.last_term = term;
+        self.stats.entries_appended += entries.len() as u64;
+        if self.pending.len() > self.opts.write_buffer {
+            // Write ahead of the sync, keeping the newest record buffered.
+            let upto = self.last_record.unwrap_or(self.pending.len());
+            if upto > 0 {
+                self.write_pending(upto)?;
+            }
+        }
+        Ok(())
     }
-    /// Makes every appended batch durable: one fdatasync per file written.
+
+    /// Makes every appended batch durable: the buffered records are written (one `pwrite`)
+    /// and each file written since the last sync is `fdatasync`ed once. Returns once the
+    /// data is on stable storage.
     pub fn sync(&mut self) -> Result<()> {
-        todo!()
+        self.check_writable()?;
+        let n = self.segments.len();
+        for i in 0..n.saturating_sub(1) {
+            if self.segments[i].dirty {
+                let seg = &self.segments[i];
+                let r = seg.file.sync_data();
+                self.stats.file_syncs += 1;
+                if let Err(e) = r {
+                    let err = Error::io("fdatasync", &seg.path, e);
+                    self.poison(&err);
+                    return Err(err);
+                }
+                self.segments[i].dirty = false;
+            }
+        }
+        if !self.pending.is_empty() {
+            self.write_pending(self.pending.len())?;
+        }
+        if let Some(seg) = self.segments.last() {
+            if seg.dirty {
+                let r = seg.file.sync_data();
+                self.stats.file_syncs += 1;
+                if let Err(e) = r {
+                    let err = Error::io("fdatasync", &seg.path, e);
+                    self.poison(&err);
+                    return Err(err);
+                }
+            }
+        }
+        if let Some(seg) = self.segments.last_mut() {
+            seg.dirty = false;
+        }
+        if self.group_started {
+            self.group += 1;
+            self.group_started = false;
+        }
+        Ok(())
     }
-    /// Reads one entry, verified.
+
+    /// Appends a batch and syncs it: durable when this returns.
+    pub fn append_sync(&mut self, entries: &[Entry]) -> Result<()> {
+        self.append(entries)?;
+        self.sync()
+    }
+
+    /// Reads one entry, verifying its checksum.
     pub fn entry(&self, index: u64) -> Result<Entry> {
-        let _ = index;
-        todo!()
+        self.check_range(index)?;
+        let n = self.segments.len();
+        let si = self.segment_pos(index).ok_or_else(|| self.missing(index))?;
+        let seg = &self.segments[si];
+        let offset = seg.offset_of(index).ok_or_else(|| self.missing(index))?;
+        if si + 1 == n {
+            if offset >= seg.written {
+                // Still in the write buffer.
+                return seg.decode_entry(index, &self.pending, seg.written);
+            }
+            return seg.read_entry_pread(index);
+        }
+        let map = match seg.map.get() {
+            Some(m) => m,
+            None => {
+                let m = seg
+                    .file
+                    .map(seg.written)
+                    .map_err(|e| Error::io("map", &seg.path, e))?;
+                seg.map.get_or_init(|| m)
+            }
+        };
+        seg.decode_entry(index, map, 0)
     }
-    /// Reads entries `[lo, hi)`, verified.
+
+    /// Reads entries `[lo, hi)`, each verified.
     pub fn entries(&self, lo: u64, hi: u64) -> Result<Vec<Entry>> {
-        let _ = (lo, hi);
-        todo!()
+        if hi <= lo {
+            return Ok(Vec::new());
+        }
+        self.check_range(lo)?;
+        self.check_range(hi - 1)?;
+        (lo..hi).map(|i| self.entry(i)).collect()
     }
-    /// Durably removes entries `from..` (a follower's conflicting suffix).
+
+    /// Durably removes entries `from..` (a follower's conflicting suffix). `from` must be
+    /// above the base; a `from` past the end is a no-op. Buffered appends are synced first.
+    ///
+    /// Order: later segments removed one by one from the last, each removal made durable by
+    /// a directory fsync; then the segment holding `from` cut at its record and synced. Every
+    /// intermediate state recovers to a log that ends somewhere between `from - 1` and the
+    /// old last index.
     pub fn truncate_suffix(&mut self, from: u64) -> Result<()> {
-        let _ = from;
-        todo!()
+        self.check_writable()?;
+        let base = self.snapshot_meta();
+        if from <= base.index {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "cannot truncate from {from}: the log base is {}",
+                    base.index
+                ),
+            });
+        }
+        if from > self.last_index {
+            return Ok(());
+        }
+        self.sync()?;
+        let span = info_span!("truncate_suffix", from, last = self.last_index);
+        let _g = span.enter();
+        while let Some(seg) = self.segments.last() {
+            if seg.first_index < from || self.segments.len() == 1 {
+                break;
+            }
+            let seg = self.segments.pop().ok_or_else(|| self.missing(from))?;
+            let path = seg.path.clone();
+            drop(seg);
+            self.remove_durably(&path)?;
+        }
+        let Some(seg) = self.segments.last_mut() else {
+            return Ok(());
+        };
+        let cut = if seg.first_index >= from {
+            crate::format::seg::HEADER_LEN as u64
+        } else {
+            seg.offset_of(from).unwrap_or(seg.written)
+        };
+        seg.map = std::sync::OnceLock::new();
+        seg.forget_from(from);
+        seg.written = cut;
+        let r = seg
+            .file
+            .set_len(cut)
+            .and_then(|()| match self.opts.preallocate {
+                true => seg.file.allocate(self.opts.segment_size),
+                false => Ok(()),
+            })
+            .and_then(|()| seg.file.sync_all());
+        self.stats.file_syncs += 1;
+        if let Err(e) = r {
+            let err = Error::io("truncate", &seg.path, e);
+            self.poison(&err);
+            return Err(err);
+        }
+        if seg.first_index > from {
+            // A segment that starts past `from` cannot take the next append; drop it.
+            let path = seg.path.clone();
+            self.segments.pop();
+            self.remove_durably(&path)?;
+        }
+        self.last_index = from - 1;
+        self.last_term = self.term(from - 1)?;
+        info!(new_last = self.last_index, "truncated suffix");
+        Ok(())
+    }
+
+    fn check_new_base(&self, meta: SnapshotMeta) -> Result<()> {
+        let base = self.snapshot_meta();
+        if meta.index < base.index || (meta.index == base.index && meta.term != base.term) {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "snapshot at index {} term {} does not follow the base at index {} term {}",
+                    meta.index, meta.term, base.index, base.term
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Moves the base to `meta` (header update = commit point), then removes what it covers.
+    fn move_base(&mut self, meta: SnapshotMeta, snapshot: Option<PathBuf>) -> Result<()> {
+        let span = info_span!("compact", index = meta.index, term = meta.term);
+        let _g = span.enter();
+        let keeps_suffix =
+            self.last_index >= meta.index && self.term(meta.index).is_ok_and(|t| t == meta.term);
+        if !keeps_suffix && self.last_index > meta.index.max(self.snapshot_meta().index) {
+            // The log conflicts with the snapshot: drop it durably first.
+            let from = meta.index.max(self.snapshot_meta().index + 1);
+            self.truncate_suffix(from)?;
+        }
+        self.sync()?;
+        let cur = self.header.state();
+        self.update_header(HeaderState {
+            base: meta,
+            has_snapshot: snapshot.is_some(),
+            ..cur
+        })?;
+        let old_snapshot = std::mem::replace(&mut self.snapshot_path, snapshot);
+        if !keeps_suffix {
+            self.last_index = meta.index;
+            self.last_term = meta.term;
+        }
+        // Remove segments wholly at or below the base (all of them if the log is now empty).
+        let mut doomed = Vec::new();
+        while let Some(seg) = self.segments.first() {
+            let wholly_below = match self.segments.get(1) {
+                Some(next) => next.first_index <= meta.index + 1,
+                None => self.last_index <= meta.index,
+            };
+            if !wholly_below {
+                break;
+            }
+            doomed.push(seg.path.clone());
+            self.segments.remove(0);
+        }
+        if self.segments.is_empty() {
+            self.pending.clear();
+            self.last_record = None;
+        }
+        if let Some(old) = old_snapshot.filter(|p| Some(p) != self.snapshot_path.as_ref()) {
+            doomed.push(old);
+        }
+        for p in &doomed {
+            if let Err(e) = self.vfs.remove(p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    let err = Error::io("remove", p, e);
+                    self.poison(&err);
+                    return Err(err);
+                }
+            }
+        }
+        if !doomed.is_empty() {
+            self.sync_dir()?;
+        }
+        info!(removed = doomed.len(), "compacted");
+        Ok(())
+    }
+
+    fn update_header(&mut self, st: HeaderState) -> Result<()> {
+        let r = self.header.update(st);
+        self.stats.header_updates += 1;
+        self.stats.file_syncs += 1;
+        r.inspect_err(|e| self.poison(e))
+    }
+
+    /// Seals the active segment (its buffered records written) and creates a new one whose
+    /// first index is `first_index`.
+    fn rotate(&mut self, first_index: u64) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.write_pending(self.pending.len())?;
+        }
+        let seq = self.next_seq;
+        let prealloc = self.opts.preallocate.then_some(self.opts.segment_size);
+        let seg = Segment::create(&self.vfs, &self.dir, seq, first_index, self.group, prealloc)
+            .inspect_err(|e| self.poison(e))?;
+        self.stats.segments_created += 1;
+        self.stats.file_syncs += 1;
+        self.stats.dir_syncs += 1;
+        self.next_seq += 1;
+        debug!(file = %segment_name(first_index), seq, "rotated to a new segment");
+        self.segments.push(seg);
+        self.last_record = None;
+        Ok(())
+    }
+
+    /// Writes `pending[..upto]` to the active segment (no sync).
+    fn write_pending(&mut self, upto: usize) -> Result<()> {
+        let Some(seg) = self.segments.last_mut() else {
+            return Ok(());
+        };
+        let r = seg.file.write_all_at(&self.pending[..upto], seg.written);
+        self.stats.writes += 1;
+        if let Err(e) = r {
+            let err = Error::io("write", &seg.path, e);
+            self.poison(&err);
+            return Err(err);
+        }
+        self.stats.bytes_written += upto as u64;
+        seg.written += upto as u64;
+        seg.dirty = true;
+        self.pending.drain(..upto);
+        self.last_record = self.last_record.and_then(|p| p.checked_sub(upto));
+        Ok(())
+    }
+
+    fn remove_durably(&mut self, path: &Path) -> Result<()> {
+        if let Err(e) = self.vfs.remove(path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                let err = Error::io("remove", path, e);
+                self.poison(&err);
+                return Err(err);
+            }
+        }
+        self.sync_dir()
+    }
+
+    fn sync_dir(&mut self) -> Result<()> {
+        let r = self.vfs.sync_dir(&self.dir);
+        self.stats.dir_syncs += 1;
+        r.map_err(|e| {
+            let err = Error::io("fsync dir", &self.dir, e);
+            self.poison(&err);
+            err
+        })
+    }
+
+    fn poison(&mut self, err: &Error) {
+        if self.poisoned.is_none() {
+            warn!(error = %err, "WAL poisoned: later writes are refused until reopen");
+            self.poisoned = Some(err.to_string());
+        }
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_range(&self, index: u64) -> Result<()> {
+        let first = self.first_index();
+        if index < first {
+            return Err(Error::Compacted {
+                index,
+                first_index: first,
+            });
+        }
+        if index > self.last_index {
+            return Err(Error::Unavailable {
+                index,
+                last_index: self.last_index,
+            });
+        }
+        Ok(())
+    }
+
+    fn segment_pos(&self, index: u64) -> Option<usize> {
+        let pos = self.segments.partition_point(|s| s.first_index <= index);
+        let si = pos.checked_sub(1)?;
+        self.segments[si].contains(index).then_some(si)
+    }
+
+    fn segment_of(&self, index: u64) -> Result<&Segment<V::File>> {
+        self.segment_pos(index)
+            .map(|i| &self.segments[i])
+            .ok_or_else(|| self.missing(index))
+    }
+
+    fn missing(&self, index: u64) -> Error {
+        Error::corrupt(
+            &self.dir,
+            0,
+            Some(index),
+            "index within the log's range has no record (internal index inconsistency)",
+        )
+    }
+}
+
+impl<V: Vfs> std::fmt::Debug for Wal<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("first_index", &self.first_index())
+            .field("last_index", &self.last_index)
+            .field("segments", &self.segments.len())
+            .field("poisoned", &self.poisoned)
+            .finish()
     }
 }
