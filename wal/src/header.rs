@@ -247,10 +247,6 @@ impl<F: VfsFile> HeaderFile<F> {
         self.state
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Durably replaces the state: writes the older slot, one fdatasync.
     pub(crate) fn update(&mut self, state: HeaderState) -> Result<()> {
         let seq = self.seq + 1;

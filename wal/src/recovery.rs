@@ -31,8 +31,8 @@ use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    all_zero, decode_frame, decode_segment_header, parse_numbered, rec, seg, segment_identity,
-    Frame, SegmentHeaderError, ALIGN, TMP_SUFFIX,
+    all_zero, decode_frame, decode_segment_header, parse_numbered, rec, seg, Frame,
+    SegmentHeaderError, ALIGN, TMP_SUFFIX,
 };
 use crate::header::{HeaderFile, HeaderState, HEADER_FILE};
 use crate::io::{OpenMode, Vfs, VfsFile};
@@ -499,10 +499,4 @@ pub(crate) fn repair<V: Vfs>(
 /// The header state, or the default for a directory without one.
 pub(crate) fn header_state<F: VfsFile>(scan: &Scan<F>) -> HeaderState {
     scan.header.as_ref().map(|h| h.state()).unwrap_or_default()
-}
-
-/// Identity check used by `verify`: a segment's records decode against its identity.
-#[allow(dead_code)]
-pub(crate) fn identity_of(seq: u64, first_index: u64) -> crc32fast::Hasher {
-    segment_identity(seq, first_index)
 }
