@@ -1,1 +1,57 @@
-//! raft-core (under construction)
+//! # raft-core — a sans-IO Raft persisting through the raftwal WAL
+//!
+//! The MIT 6.5840 Lab 3 Raft (3A elections, 3B replication, 3C persistence, 3D snapshots)
+//! as a deterministic state machine:
+//!
+//! - [`Raft`] takes inputs — [`Raft::tick`], [`Raft::step`] (a message),
+//!   [`Raft::propose`] (a command), [`Raft::snapshot`] (the service compacted) — and produces
+//!   messages to send ([`Raft::take_messages`]) and commands/snapshots to apply
+//!   ([`Raft::take_applies`]). It does no I/O of its own besides [`Storage`], so the same code
+//!   runs in the deterministic simulator ([`sim`]) and in real time (`raftwal demo`).
+//! - Persistence is incremental: each input ends with [`Raft::persist`], which writes only
+//!   what changed since the last call (new entries, a truncation, term/vote, a snapshot) and
+//!   syncs before any message that depends on it can leave the node. Restart rebuilds the
+//!   node from storage in [`Raft::new`] (the lab's `readPersist`).
+//! - Two stores: [`MemStorage`] (the lab's `Persister`: what was saved survives) and
+//!   [`WalStorage`] over [`wal::Wal`], run through one shared test suite ([`suite`]).
+//!
+//! ```
+//! use raft_core::{Config, MemStorage, Raft};
+//! let mut node = Raft::new(Config::new(0, 1, 7), MemStorage::new())?;
+//! while !node.is_leader() {
+//!     node.tick()?;
+//! }
+//! let (index, _term) = node.propose(b"x=1".to_vec())?.expect("leader");
+//! assert_eq!(node.take_applies().last().map(|a| a.index()), Some(index));
+//! # Ok::<(), raft_core::Error>(())
+//! ```
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod apply;
+mod config;
+mod error;
+mod log;
+mod mem_storage;
+mod message;
+mod pending;
+mod raft;
+pub mod sim;
+mod storage;
+pub mod suite;
+mod wal_storage;
+
+pub use apply::Apply;
+pub use config::Config;
+pub use error::{Error, Result, StorageError};
+pub use log::RaftLog;
+pub use mem_storage::MemStorage;
+pub use message::{
+    AppendEntries, AppendEntriesReply, Conflict, Envelope, InstallSnapshot, InstallSnapshotReply,
+    Message, RequestVote, RequestVoteReply,
+};
+pub use raft::{NodeStats, Raft, Role};
+pub use storage::{PersistentState, Storage};
+pub use wal::{Entry, HardState, SnapshotMeta};
+pub use wal_storage::WalStorage;

@@ -1,0 +1,206 @@
+//! The deterministic simulator and the lab's tester.
+//!
+//! - [`Tester`]: the lab's `config.go` — a cluster on a virtual clock, a network with the
+//!   lab's `labrpc` behaviours (reliable/unreliable, long reordering, partitions), crashes
+//!   as power cuts ([`StoreKind::Wal`]: `fault_inject::SimFs::crash`) or as the lab's
+//!   `Persister` copy ([`StoreKind::Mem`]), and the lab's checks. No threads, no real time.
+//! - [`Scenario`] and [`run_scenario`]: run one scenario over many seeds, print per-scenario
+//!   figures, and on failure print the seed and the command that replays it.
+//!
+//! Environment read by [`run_scenario`]:
+//! - `RAFT_SEEDS=N` — seeds per scenario and store (default [`DEFAULT_SEEDS`]);
+//! - `RAFT_SEED=S` — run only seed `S` (replay);
+//! - `RAFT_SEED_BASE=B` — seeds are `B+1 ..= B+N` (default 0);
+//! - `RAFT_REPORT=path` — also append each summary line to `path`.
+
+mod client;
+mod storage;
+mod tester;
+
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+pub use client::ClientId;
+pub use storage::{sim_wal_options, SimStorage, StoreKind, WAL_DIR};
+pub use tester::{
+    cmd, decode_snapshot, encode_snapshot, RunStats, TResult, Tester, ELECTION_TIMEOUT_MS,
+    MAX_LOG_SIZE, MAX_SIM_MS, SNAPSHOT_INTERVAL,
+};
+
+/// Seeds per scenario and store when `RAFT_SEEDS` is not set.
+pub const DEFAULT_SEEDS: u64 = 3;
+
+/// One lab scenario: its name and the cluster the lab's `make_config` builds for it.
+#[derive(Clone, Copy)]
+pub struct Scenario {
+    /// The 6.5840 test name (without the part suffix), e.g. `"Figure8Unreliable"`.
+    pub name: &'static str,
+    /// Lab part: `"3A"`, `"3B"`, `"3C"` or `"3D"`.
+    pub part: &'static str,
+    /// Number of nodes.
+    pub servers: usize,
+    /// Start with an unreliable network.
+    pub unreliable: bool,
+    /// The service snapshots every [`SNAPSHOT_INTERVAL`] commands (3D's `applierSnap`).
+    pub snapshots: bool,
+    /// The test body.
+    pub body: fn(&mut Tester) -> TResult<()>,
+}
+
+/// Outcome of one seed.
+#[derive(Debug, Clone)]
+pub struct SeedOutcome {
+    /// The seed.
+    pub seed: u64,
+    /// `Err` with the failure message.
+    pub result: Result<(), String>,
+    /// Figures (up to the failure, if any).
+    pub stats: RunStats,
+    /// Wall-clock time of the run.
+    pub wall: Duration,
+}
+
+/// Runs `scenario` on `store` with `seed`.
+pub fn run_seed(scenario: &Scenario, store: StoreKind, seed: u64) -> SeedOutcome {
+    let t0 = Instant::now();
+    let mut stats = RunStats::default();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut t = Tester::new(
+            scenario.servers,
+            scenario.unreliable,
+            scenario.snapshots,
+            store,
+            seed,
+        );
+        let r = (scenario.body)(&mut t).and_then(|()| t.end().map(|_| ()));
+        stats = t.stats();
+        r
+    }))
+    .unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into());
+        Err(format!("panicked: {msg}"))
+    });
+    SeedOutcome {
+        seed,
+        result,
+        stats,
+        wall: t0.elapsed(),
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// The seeds the environment asks for (see the module docs).
+pub fn seeds_from_env() -> Vec<u64> {
+    if let Some(s) = env_u64("RAFT_SEED") {
+        return vec![s];
+    }
+    let n = env_u64("RAFT_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let base = env_u64("RAFT_SEED_BASE").unwrap_or(0);
+    (base + 1..=base + n).collect()
+}
+
+/// Runs `scenario` over the environment's seeds on `store`, prints one summary line (pass
+/// count, mean/max simulated time, mean RPCs and bytes, wall time) and every failing seed
+/// with the command that replays it, and panics if any seed failed. `test_path` is how to
+/// select this test (`--test <file> <name>`), used in the replay command.
+pub fn run_scenario(scenario: &Scenario, store: StoreKind, test_file: &str, test_name: &str) {
+    let seeds = seeds_from_env();
+    let t0 = Instant::now();
+    let outcomes: Vec<SeedOutcome> = seeds
+        .iter()
+        .map(|&s| run_seed(scenario, store, s))
+        .collect();
+    let wall = t0.elapsed();
+    let passed: Vec<&SeedOutcome> = outcomes.iter().filter(|o| o.result.is_ok()).collect();
+    let k = passed.len().max(1) as f64;
+    let mean =
+        |f: &dyn Fn(&RunStats) -> u64| passed.iter().map(|o| f(&o.stats) as f64).sum::<f64>() / k;
+    let line = format!(
+        "scenario {:<26} part {} store {} seeds {:>5} passed {:>5} failed {:>3} | sim mean {:>6.1} s max {:>6.1} s | rpcs mean {:>7.0} | bytes mean {:>9.0} | crashes mean {:>5.1} | wall {:>7.2} s",
+        scenario.name,
+        scenario.part,
+        store,
+        outcomes.len(),
+        passed.len(),
+        outcomes.len() - passed.len(),
+        mean(&|s| s.sim_ms) / 1000.0,
+        passed.iter().map(|o| o.stats.sim_ms).max().unwrap_or(0) as f64 / 1000.0,
+        mean(&|s| s.rpcs),
+        mean(&|s| s.bytes),
+        mean(&|s| s.crashes),
+        wall.as_secs_f64(),
+    );
+    eprintln!("{line}");
+    if let Ok(path) = std::env::var("RAFT_REPORT") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    let failures: Vec<&SeedOutcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+    for o in &failures {
+        eprintln!(
+            "FAILED {} [{}] seed {}: {}\n  replay: RAFT_SEED={} cargo test -p raft-core --release --test {} -- {} --exact --nocapture",
+            scenario.name,
+            store,
+            o.seed,
+            o.result.as_ref().err().map(String::as_str).unwrap_or(""),
+            o.seed,
+            test_file,
+            test_name
+        );
+    }
+    if let Some(o) = failures.first() {
+        panic!(
+            "{} [{}]: {} of {} seeds failed; first: seed {}: {}",
+            scenario.name,
+            store,
+            failures.len(),
+            outcomes.len(),
+            o.seed,
+            o.result.as_ref().err().map(String::as_str).unwrap_or("")
+        );
+    }
+}
+
+/// Declares, for each scenario, a test module with one test per store:
+/// `scenario_tests!(initial_election => INITIAL_ELECTION, ...)` gives
+/// `initial_election::mem` and `initial_election::wal`.
+#[macro_export]
+macro_rules! scenario_tests {
+    ($($m:ident => $spec:expr),* $(,)?) => {
+        $(
+            mod $m {
+                #[test]
+                fn mem() {
+                    $crate::sim::run_scenario(
+                        &$spec,
+                        $crate::sim::StoreKind::Mem,
+                        env!("CARGO_CRATE_NAME"),
+                        concat!(stringify!($m), "::mem"),
+                    );
+                }
+                #[test]
+                fn wal() {
+                    $crate::sim::run_scenario(
+                        &$spec,
+                        $crate::sim::StoreKind::Wal,
+                        env!("CARGO_CRATE_NAME"),
+                        concat!(stringify!($m), "::wal"),
+                    );
+                }
+            }
+        )*
+    };
+}
