@@ -97,6 +97,9 @@ pub struct Inspection {
     pub last_index: u64,
     /// The scan's conclusion.
     pub finding: Finding,
+    /// Damaged records at or below the snapshot base (no longer needed), stepped over:
+    /// (file, offset, reason).
+    pub compacted_damage: Vec<(String, u64, String)>,
 }
 
 impl Inspection {
@@ -201,5 +204,22 @@ pub fn inspect<V: Vfs>(vfs: &V, dir: &Path) -> Result<Inspection> {
         first_index: hs.base.index + 1,
         last_index,
         finding,
+        compacted_damage: scan.report.compacted_damage.clone(),
     })
+}
+
+/// Reads entries `[lo, hi)` read-only (no lock, no repair), each verified; entries outside
+/// the recoverable log are skipped.
+pub fn read_entries<V: Vfs>(vfs: &V, dir: &Path, lo: u64, hi: u64) -> Result<Vec<crate::Entry>> {
+    let scan = recovery::scan(vfs, dir, OpenMode::Read, RecoveryMode::TruncateCorrupt)?;
+    let base = recovery::header_state(&scan).base;
+    let mut out = Vec::new();
+    for s in &scan.segments {
+        let from = lo.max(s.first_index).max(base.index + 1);
+        let to = hi.min(s.first_index + s.len());
+        for i in from..to {
+            out.push(s.read_entry_pread(i)?);
+        }
+    }
+    Ok(out)
 }

@@ -213,6 +213,22 @@ pub(crate) fn scan<V: Vfs>(
     let mut expected = segs.first().map(|s| s.first_index).unwrap_or(0);
     'stream: for si in 0..segs.len() {
         if si > 0 {
+            if segs[si].first_index != expected
+                && expected <= base.index
+                && segs[si].first_index > expected
+                && segs[si].first_index <= base.index + 1
+            {
+                // Missing entries are all compacted: step over the hole.
+                report.compacted_damage.push((
+                    segs[si].path.display().to_string(),
+                    seg::HEADER_LEN as u64,
+                    format!(
+                        "entries {expected}..{} (compacted) are missing",
+                        segs[si].first_index
+                    ),
+                ));
+                expected = segs[si].first_index;
+            }
             if segs[si].first_index != expected {
                 bad = Some((
                     si,
@@ -231,7 +247,39 @@ pub(crate) fn scan<V: Vfs>(
         let mut off = seg::HEADER_LEN;
         let mut batch_open = false;
         loop {
-            match decode_frame(buf, off, &segs[si].identity) {
+            let frame = decode_frame(buf, off, &segs[si].identity);
+            let damaged = match &frame {
+                Frame::Record { header: h, .. } if h.index != expected => Some(format!(
+                    "record holds index {} where {expected} was expected",
+                    h.index
+                )),
+                Frame::Bad(reason) => Some(reason.clone()),
+                Frame::Zero if !all_zero(&buf[off.min(buf.len())..]) => {
+                    Some("zeroed record header followed by non-zero bytes".into())
+                }
+                _ => None,
+            };
+            if let Some(reason) = damaged.filter(|_| expected <= base.index) {
+                // Damage among compacted entries: resume at the next record that verifies
+                // and still lies at or below base + 1, if there is one in this segment.
+                if let Some((pos, index)) =
+                    resync(buf, off, &segs[si].identity, expected, base.index + 1)
+                {
+                    report.compacted_damage.push((
+                        segs[si].path.display().to_string(),
+                        off as u64,
+                        reason,
+                    ));
+                    while expected < index {
+                        segs[si].push_placeholder(expected);
+                        expected += 1;
+                    }
+                    off = pos;
+                    batch_open = false;
+                    continue;
+                }
+            }
+            match frame {
                 Frame::Record { header: h, end } => {
                     let why = if h.index != expected {
                         Some(format!(
@@ -384,8 +432,10 @@ pub(crate) fn scan<V: Vfs>(
         let s = &mut segs[csi];
         let from = s.first_index + keep_to as u64;
         s.forget_from(from);
-        let old_end = maps[csi].len() as u64;
-        report.torn_bytes_truncated = old_end.saturating_sub(coff);
+        // Bytes cut: from the cut to the last non-zero byte (preallocated zeros are not data).
+        let tail = maps[csi].get(coff as usize..).unwrap_or(&[]);
+        let data_end = tail.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        report.torn_bytes_truncated = data_end as u64;
         s.written = coff;
         cut = Some((csi, coff));
     }
@@ -499,4 +549,24 @@ pub(crate) fn repair<V: Vfs>(
 /// The header state, or the default for a directory without one.
 pub(crate) fn header_state<F: VfsFile>(scan: &Scan<F>) -> HeaderState {
     scan.header.as_ref().map(|h| h.state()).unwrap_or_default()
+}
+
+/// After damage at `from`, the first verifying record with an index in `(expected, limit]`.
+fn resync(
+    buf: &[u8],
+    from: usize,
+    identity: &crc32fast::Hasher,
+    expected: u64,
+    limit: u64,
+) -> Option<(usize, u64)> {
+    let mut pos = from + ALIGN;
+    while pos + rec::HEADER_LEN <= buf.len() {
+        if let Frame::Record { header, .. } = decode_frame(buf, pos, identity) {
+            if header.index > expected && header.index <= limit {
+                return Some((pos, header.index));
+            }
+        }
+        pos += ALIGN;
+    }
+    None
 }

@@ -129,9 +129,16 @@ impl<F: VfsFile> Segment<F> {
         }
     }
 
+    /// Records that compacted entry `index` has no readable record (damage stepped over by
+    /// recovery). Such an entry is never read: it is at or below the snapshot base.
+    pub(crate) fn push_placeholder(&mut self, index: u64) {
+        debug_assert_eq!(index, self.first_index + self.len());
+        self.offsets.push(u32::MAX);
+    }
+
     /// Term of entry `index` (must be contained).
     pub(crate) fn term_of(&self, index: u64) -> Option<u64> {
-        if !self.contains(index) {
+        if !self.contains(index) || self.offsets[(index - self.first_index) as usize] == u32::MAX {
             return None;
         }
         let run = self.terms.partition_point(|&(first, _)| first <= index);

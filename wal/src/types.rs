@@ -85,6 +85,9 @@ pub struct RecoveryReport {
     pub files_removed: usize,
     /// Cuts made at corruption under [`RecoveryMode::TruncateCorrupt`]: (file, offset, reason).
     pub corruption_truncated: Vec<(String, u64, String)>,
+    /// Damaged records found at or below the snapshot base — data no longer needed — that
+    /// recovery stepped over: (file, offset, reason).
+    pub compacted_damage: Vec<(String, u64, String)>,
 }
 
 /// Counters of the work the WAL has done since open.
