@@ -10,6 +10,7 @@
 //!   several writers).
 //! - `raft_engine` (feature `raft-engine`): the same workload through tikv's raft-engine.
 //! - [`recovery`]: logs of a given size, reopened warm or cold, for open-time measurements.
+//! - [`fixtures`]: fresh bench directories and filled logs for the criterion benches.
 //! - [`cache`]: dropping a directory's pages from the page cache (`posix_fadvise`).
 //!
 //! The criterion benches, one file per component, are in `benches/`.
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod fixtures;
 pub mod latency;
 #[cfg(feature = "raft-engine")]
 pub mod raft_engine;

@@ -1,11 +1,381 @@
-//! `raftwal bench` (under construction).
+//! `raftwal bench`: what a Raft server pays to persist, side by side in one run.
+//!
+//! The same workload (entries of one size, appended in batches, each batch made durable
+//! before the next) runs on:
+//!
+//! 1. `raw`: a plain loop of `pwrite` + `fdatasync` of the same bytes in the same batches to
+//!    a `fallocate`d file, the limit no WAL can beat (the reference of every ratio);
+//! 2. `raw-overwrite`: the same loop overwriting already-written blocks (the floor for a WAL
+//!    that pre-zeroes or recycles segments; shown for information);
+//! 3. `raftwal` ([`wal::Wal`]; several writers through [`wal::group_commit::GroupCommit`]);
+//! 4. `raft-engine` (tikv's, with the `raft-engine` feature).
+//!
+//! Slices of every system are interleaved round-robin per cell and repetition, in rotating
+//! order, so drift (other load, page-cache state, device write-back) hits all of them alike.
+//! Then logs of growing size are reopened, warm and cold, to measure recovery. Results go to
+//! stdout as a table, and to `--out` as CSV and an SVG plot.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use raftwal_benches::raw::{self, OverwriteArea, RawMode};
+use raftwal_benches::workload::{self, Budget, Cell, Sample};
+
 use super::CmdResult;
+
+mod fsinfo;
+mod recovery;
+mod report;
+mod svg;
 
 /// Arguments of `raftwal bench`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Directory for the data files. Default: a fresh temporary directory under the current
+    /// directory, or under /var/tmp when the current directory is on tmpfs (a RAM-backed file
+    /// system measures nothing about persistence). Removed afterwards.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Where to write bench.csv, recovery.csv and throughput.svg.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
+    /// Short slices, one repetition, small recovery logs: the whole run in under a minute.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seconds per measured slice [default: 1.0, --quick 0.12].
+    #[arg(long)]
+    pub slice_secs: Option<f64>,
+    /// Repetitions; each runs every cell on every system once, round-robin [default: 3,
+    /// --quick 1].
+    #[arg(long)]
+    pub reps: Option<usize>,
+    /// The grid, the budgets and the recovery sizes (boxed: they are the bulk of the
+    /// arguments).
+    #[command(flatten)]
+    pub grid: Box<GridArgs>,
+    /// raftwal's `Options::segment_size` in bytes [default: the WAL's default, 64 MiB].
+    #[arg(long)]
+    pub segment_size: Option<u64>,
+}
+
+/// What to measure: cells, systems, budgets, recovery log sizes.
+#[derive(clap::Args, Debug)]
+pub struct GridArgs {
+    /// Entry sizes in bytes [default: 64,256,1024,4096,65536].
+    #[arg(long, value_delimiter = ',')]
+    pub entry_sizes: Vec<usize>,
+    /// Entries per fdatasync [default: 1,8,64,512].
+    #[arg(long, value_delimiter = ',')]
+    pub batches: Vec<usize>,
+    /// Concurrent writers sharing fdatasyncs (256-byte entries, one per commit)
+    /// [default: 1,4,16].
+    #[arg(long, value_delimiter = ',')]
+    pub writers: Vec<usize>,
+    /// Cap on payload bytes per slice, in MiB (bounds disk use) [default: 2048, --quick 256].
+    #[arg(long)]
+    pub max_slice_mib: Option<u64>,
+    /// Retained log sizes for the recovery (open time) measurements, in MiB
+    /// [default: 16,256,1024; --quick 16,128].
+    #[arg(long, value_delimiter = ',')]
+    pub recovery_mib: Vec<u64>,
+    /// Entry size of the recovery logs, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub recovery_entry_size: usize,
+    /// Skip the recovery measurements.
+    #[arg(long)]
+    pub no_recovery: bool,
+    /// Systems to run, of raw, raw-overwrite, raftwal, raft-engine [default: all built].
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Vec<String>,
+    /// raft-engine's `batch_compression_threshold` in bytes (its default, 8192, LZ4-compresses
+    /// every larger batch; 0 disables compression).
+    #[arg(long, default_value_t = 8192)]
+    pub raft_engine_compression_threshold: u64,
+}
+
+/// The systems measured, in table order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum System {
+    /// pwrite + fdatasync into a fallocated file.
+    Raw,
+    /// pwrite + fdatasync overwriting written blocks.
+    RawOverwrite,
+    /// raftwal.
+    Raftwal,
+    /// tikv's raft-engine.
+    RaftEngine,
+}
+
+impl System {
+    /// The name in the table and the CSV.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Raw => "raw",
+            System::RawOverwrite => "raw-overwrite",
+            System::Raftwal => "raftwal",
+            System::RaftEngine => "raft-engine",
+        }
+    }
+}
+
+/// Everything one run decided before measuring.
+struct Plan {
+    budget: Budget,
+    reps: usize,
+    grid: Vec<Cell>,
+    concurrent: Vec<Cell>,
+    systems: Vec<System>,
+    recovery_mib: Vec<u64>,
+    recovery_entry_size: usize,
+    wal_opts: wal::Options,
+    #[cfg(feature = "raft-engine")]
+    engine_opts: raftwal_benches::raft_engine::EngineOptions,
+}
 
 /// Runs `raftwal bench`.
-pub fn run(_args: Args) -> CmdResult {
-    Err("not built yet".into())
+pub fn run(args: Args) -> CmdResult {
+    let plan = plan(&args)?;
+    let (base, place) = fsinfo::choose_dir(args.dir.as_deref())?;
+    let work = tempfile::Builder::new()
+        .prefix("raftwal-bench-")
+        .tempdir_in(&base)?;
+    std::fs::create_dir_all(&args.out)?;
+
+    println!("raftwal bench: {}", describe_machine());
+    println!("data directory: {} ({place})", work.path().display());
+    println!(
+        "slices of {:.2} s (at least 3 batches, at most {} MiB), {} repetition(s), round-robin over {}",
+        plan.budget.time.as_secs_f64(),
+        plan.budget.max_bytes >> 20,
+        plan.reps,
+        plan.systems
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    #[cfg(feature = "raft-engine")]
+    if plan.systems.contains(&System::RaftEngine) {
+        println!(
+            "raft-engine 0.4: default Config, batch_compression_threshold = {} B",
+            plan.engine_opts.compression_threshold
+        );
+    }
+    println!(
+        "raftwal: segment_size = {} MiB, preallocate = {}",
+        plan.wal_opts.segment_size >> 20,
+        plan.wal_opts.preallocate
+    );
+
+    let started = Instant::now();
+    let results = measure(&plan, work.path())?;
+    let recovery = if plan.recovery_mib.is_empty() {
+        Vec::new()
+    } else {
+        recovery::measure(&plan, work.path())?
+    };
+    let total = started.elapsed();
+
+    let table = report::Report::new(&plan, &results);
+    println!();
+    print!("{}", table.table());
+    println!();
+    print!("{}", table.goals());
+    if !recovery.is_empty() {
+        println!();
+        print!("{}", recovery::table(&recovery));
+    }
+    let csv = args.out.join("bench.csv");
+    std::fs::write(&csv, table.csv())?;
+    let svg_path = args.out.join("throughput.svg");
+    std::fs::write(&svg_path, svg::plot(&plan, &results, &describe_machine()))?;
+    let mut written = vec![csv.display().to_string(), svg_path.display().to_string()];
+    if !recovery.is_empty() {
+        let rcsv = args.out.join("recovery.csv");
+        std::fs::write(&rcsv, recovery::csv(&recovery))?;
+        written.push(rcsv.display().to_string());
+    }
+    println!();
+    println!(
+        "wrote {} (run took {:.1} s)",
+        written.join(", "),
+        total.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plan(args: &Args) -> Result<Plan, super::CmdError> {
+    let quick = args.quick;
+    let slice = args.slice_secs.unwrap_or(if quick { 0.12 } else { 1.0 });
+    if !(slice.is_finite() && slice >= 0.0) {
+        return Err("--slice-secs must be a non-negative number".into());
+    }
+    let or = |v: &Vec<usize>, d: &[usize]| if v.is_empty() { d.to_vec() } else { v.clone() };
+    let sizes = or(&args.grid.entry_sizes, &workload::ENTRY_SIZES);
+    let batches = or(&args.grid.batches, &workload::BATCH_SIZES);
+    let writers = or(&args.grid.writers, &workload::WRITERS);
+    if sizes
+        .iter()
+        .chain(&batches)
+        .chain(&writers)
+        .any(|&n| n == 0)
+    {
+        return Err("entry sizes, batch sizes and writer counts must be positive".into());
+    }
+    let grid = sizes
+        .iter()
+        .flat_map(|&s| batches.iter().map(move |&b| Cell::single(s, b)))
+        .collect();
+    let concurrent = writers
+        .iter()
+        .filter(|&&w| w > 1)
+        .map(|&w| Cell {
+            entry_size: 256,
+            batch: 1,
+            writers: w,
+        })
+        .collect();
+    let mut systems = vec![System::Raw, System::RawOverwrite, System::Raftwal];
+    if cfg!(feature = "raft-engine") {
+        systems.push(System::RaftEngine);
+    }
+    if !args.grid.systems.is_empty() {
+        for name in &args.grid.systems {
+            if !systems.iter().any(|s| s.name() == name) {
+                return Err(format!("unknown or unbuilt system {name:?}").into());
+            }
+        }
+        systems.retain(|s| args.grid.systems.iter().any(|n| n == s.name()));
+    }
+    let recovery_mib = if args.grid.no_recovery {
+        Vec::new()
+    } else if !args.grid.recovery_mib.is_empty() {
+        args.grid.recovery_mib.clone()
+    } else if quick {
+        vec![16, 128]
+    } else {
+        vec![16, 256, 1024]
+    };
+    let mut wal_opts = wal::Options::default();
+    if let Some(s) = args.segment_size {
+        wal_opts.segment_size = s;
+    }
+    Ok(Plan {
+        budget: Budget {
+            time: Duration::from_secs_f64(slice),
+            min_batches: 3,
+            max_bytes: args
+                .grid
+                .max_slice_mib
+                .unwrap_or(if quick { 256 } else { 2048 })
+                << 20,
+        },
+        reps: args.reps.unwrap_or(if quick { 1 } else { 3 }).max(1),
+        grid,
+        concurrent,
+        systems,
+        recovery_mib,
+        recovery_entry_size: args.grid.recovery_entry_size.max(1),
+        wal_opts,
+        #[cfg(feature = "raft-engine")]
+        engine_opts: raftwal_benches::raft_engine::EngineOptions {
+            compression_threshold: args.grid.raft_engine_compression_threshold,
+        },
+    })
+}
+
+/// Results of every (cell, system), summed over repetitions.
+pub type Results = HashMap<(Cell, System), Sample>;
+
+fn measure(plan: &Plan, work: &Path) -> Result<Results, super::CmdError> {
+    let cells: Vec<Cell> = plan.grid.iter().chain(&plan.concurrent).copied().collect();
+    let slices = plan.reps * cells.len() * plan.systems.len();
+    let bar = ProgressBar::new(slices as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} slices  ETA {eta}  {msg}",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> "),
+    );
+    bar.set_message("pre-zeroing the raw-overwrite file");
+    let area = if plan.systems.contains(&System::RawOverwrite) {
+        // Big enough for the largest batch several times over.
+        let largest = cells
+            .iter()
+            .map(|c| c.batch * c.writers * workload::frame_len(c.entry_size))
+            .max()
+            .unwrap_or(0) as u64;
+        Some(OverwriteArea::create(work, (largest * 4).max(64 << 20))?)
+    } else {
+        None
+    };
+    let mut results = Results::new();
+    let mut turn = 0usize;
+    for rep in 0..plan.reps {
+        for cell in &cells {
+            // Rotate the starting system each cell so none always runs first.
+            let n = plan.systems.len();
+            for k in 0..n {
+                let system = plan.systems[(turn + k) % n];
+                bar.set_message(format!(
+                    "rep {} {} {}",
+                    rep + 1,
+                    cell.label(),
+                    system.name()
+                ));
+                let dir = work.join(format!("slice-{turn}-{}", system.name()));
+                std::fs::create_dir_all(&dir)?;
+                let sample = run_slice(plan, system, cell, &dir, area.as_ref())
+                    .map_err(|e| format!("{} on {}: {e}", system.name(), cell.label()))?;
+                std::fs::remove_dir_all(&dir)?;
+                results.entry((*cell, system)).or_default().merge(&sample);
+                bar.inc(1);
+            }
+            turn += 1;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(results)
+}
+
+fn run_slice(
+    plan: &Plan,
+    system: System,
+    cell: &Cell,
+    dir: &Path,
+    area: Option<&OverwriteArea>,
+) -> raftwal_benches::Result<Sample> {
+    match system {
+        System::Raw => raw::run(cell, RawMode::Fallocate, dir, None, &plan.budget),
+        System::RawOverwrite => raw::run(cell, RawMode::Overwrite, dir, area, &plan.budget),
+        System::Raftwal => raftwal_benches::raftwal::run(cell, dir, &plan.wal_opts, &plan.budget),
+        #[cfg(feature = "raft-engine")]
+        System::RaftEngine => {
+            raftwal_benches::raft_engine::run(cell, dir, &plan.engine_opts, &plan.budget)
+        }
+        #[cfg(not(feature = "raft-engine"))]
+        System::RaftEngine => Err("built without the raft-engine feature".into()),
+    }
+}
+
+/// Kernel, CPU count and model, for the record.
+fn describe_machine() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".into());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("Linux {kernel}, {cpus} CPUs ({cpu})")
 }

@@ -214,7 +214,7 @@ mod tests {
         let gc = GroupCommit::new(Wal::open(dir.path(), Options::default()).unwrap());
         let before = gc.stats().unwrap().file_syncs;
         for i in 1..=5 {
-            assert_eq!(gc.commit(|w| append_one(w)).unwrap(), i);
+            assert_eq!(gc.commit(append_one).unwrap(), i);
         }
         assert_eq!(gc.group_syncs(), 5);
         assert!(gc.stats().unwrap().file_syncs - before >= 5);
@@ -240,7 +240,7 @@ mod tests {
                     start.wait();
                     let mut mine = Vec::with_capacity(COMMITS);
                     for _ in 0..COMMITS {
-                        let index = gc.commit(|w| append_one(w)).unwrap();
+                        let index = gc.commit(append_one).unwrap();
                         // Acknowledged means durable: the index is at most the synced end.
                         mine.push(index);
                     }
@@ -278,7 +278,7 @@ mod tests {
         let err = gc.commit(|w| w.append(&[entry(7)])).unwrap_err();
         assert!(matches!(err, Error::InvalidAppend { .. }), "{err}");
         assert_eq!(gc.group_syncs(), 0);
-        assert_eq!(gc.commit(|w| append_one(w)).unwrap(), 1);
+        assert_eq!(gc.commit(append_one).unwrap(), 1);
     }
 
     /// The real file system, except that `sync_data`/`sync_all` on files fail with EIO once
@@ -374,7 +374,7 @@ mod tests {
             Wal::open_with(vfs, dir.path(), Options::default()).unwrap(),
         ));
         // Durable before the failure: stays acknowledged.
-        let durable = gc.commit(|w| append_one(w)).unwrap();
+        let durable = gc.commit(append_one).unwrap();
         fail.store(true, Ordering::SeqCst);
         let start = Arc::new(Barrier::new(THREADS));
         let handles: Vec<_> = (0..THREADS)
@@ -382,7 +382,7 @@ mod tests {
                 let (gc, start) = (Arc::clone(&gc), Arc::clone(&start));
                 std::thread::spawn(move || {
                     start.wait();
-                    gc.commit(|w| append_one(w))
+                    gc.commit(append_one)
                 })
             })
             .collect();
@@ -400,7 +400,7 @@ mod tests {
         }
         // Later commits fail too, even with the disk healthy again: the WAL must be reopened.
         fail.store(false, Ordering::SeqCst);
-        let later = gc.commit(|w| append_one(w)).unwrap_err();
+        let later = gc.commit(append_one).unwrap_err();
         assert!(
             matches!(later, Error::Poisoned { .. } | Error::Io { .. }),
             "{later}"
@@ -423,9 +423,9 @@ mod tests {
         };
         let gc = GroupCommit::new(Wal::open_with(vfs, dir.path(), Options::default()).unwrap());
         // Buffer an append with no sync, as a waiter whose leader is about to fail would have.
-        gc.with(|w| append_one(w)).unwrap().unwrap();
+        gc.with(append_one).unwrap().unwrap();
         fail.store(true, Ordering::SeqCst);
-        let leader_err = gc.commit(|w| append_one(w)).unwrap_err();
+        let leader_err = gc.commit(append_one).unwrap_err();
         assert!(matches!(leader_err, Error::Io { .. }), "{leader_err}");
         // A waiter arriving later finds the recorded failure (its append is refused by the
         // poisoned WAL, or its wait reports the poisoning).
