@@ -63,14 +63,13 @@ impl Storage for MemStorage {
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         let mut s = self.lock()?;
-        let mut next = s.base.index + s.entries.len() as u64 + 1;
-        for e in entries {
-            if e.index != next {
+        let first = s.base.index + s.entries.len() as u64 + 1;
+        for (want, e) in (first..).zip(entries) {
+            if e.index != want {
                 return Err(
-                    format!("append of index {} where {next} was expected", e.index).into(),
+                    format!("append of index {} where {want} was expected", e.index).into(),
                 );
             }
-            next += 1;
         }
         s.entries.extend_from_slice(entries);
         s.saves += 1;

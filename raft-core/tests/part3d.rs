@@ -21,12 +21,15 @@ const fn spec(
 
 const SNAPSHOT_BASIC: Scenario = spec("SnapshotBasic", false, |c| snap_common(c, false, false));
 const SNAPSHOT_INSTALL: Scenario = spec("SnapshotInstall", false, |c| snap_common(c, true, false));
-const SNAPSHOT_INSTALL_UNRELIABLE: Scenario =
-    spec("SnapshotInstallUnreliable", true, |c| snap_common(c, true, false));
-const SNAPSHOT_INSTALL_CRASH: Scenario =
-    spec("SnapshotInstallCrash", false, |c| snap_common(c, false, true));
-const SNAPSHOT_INSTALL_UNCRASH: Scenario =
-    spec("SnapshotInstallUnCrash", true, |c| snap_common(c, false, true));
+const SNAPSHOT_INSTALL_UNRELIABLE: Scenario = spec("SnapshotInstallUnreliable", true, |c| {
+    snap_common(c, true, false)
+});
+const SNAPSHOT_INSTALL_CRASH: Scenario = spec("SnapshotInstallCrash", false, |c| {
+    snap_common(c, false, true)
+});
+const SNAPSHOT_INSTALL_UNCRASH: Scenario = spec("SnapshotInstallUnCrash", true, |c| {
+    snap_common(c, false, true)
+});
 const SNAPSHOT_ALL_CRASH: Scenario = spec("SnapshotAllCrash", false, snapshot_all_crash);
 const SNAPSHOT_INIT: Scenario = spec("SnapshotInit", false, snapshot_init);
 

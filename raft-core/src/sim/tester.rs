@@ -45,6 +45,8 @@ pub struct RunStats {
     pub max_index: u64,
     /// Node crashes.
     pub crashes: u64,
+    /// Crashes that cut the power in the middle of a node's persist (WAL only).
+    pub mid_persist_crashes: u64,
 }
 
 /// One simulated cluster and its checks.
@@ -73,6 +75,7 @@ pub struct Tester {
     pub(crate) clients: Vec<Option<Client>>,
     pub(crate) stop_clients: bool,
     crashes: u64,
+    mid_persist_crashes: u64,
 }
 
 impl Tester {
@@ -105,6 +108,7 @@ impl Tester {
             clients: Vec::new(),
             stop_clients: false,
             crashes: 0,
+            mid_persist_crashes: 0,
         };
         for i in 0..n {
             t.start1(i);
@@ -141,6 +145,7 @@ impl Tester {
             bytes: self.bytes_total,
             max_index: self.max_index,
             crashes: self.crashes,
+            mid_persist_crashes: self.mid_persist_crashes,
         }
     }
     /// The first failure recorded, if any.
@@ -355,13 +360,66 @@ impl Tester {
 
     /// The lab's `crash1`: disconnect node `i` and cut its power. MemStorage keeps what was
     /// saved; the WAL's disk loses or tears its unsynced writes.
+    ///
+    /// Over the WAL, half of the crashes strike in the middle of the node's next input: the
+    /// node handles the next message addressed to it while its disk records a checkpoint at
+    /// every I/O call, and the power is cut at a random one of them (the unsynced writes of
+    /// that moment lost or torn). Whatever the input produced never leaves the node.
     pub fn crash1(&mut self, i: usize) {
         self.disconnect(i);
-        if self.nodes[i].take().is_some() {
-            self.crashes += 1;
-            let seed = self.rng.gen();
-            self.disks[i].crash(seed);
+        let Some(mut node) = self.nodes[i].take() else {
+            return;
+        };
+        self.crashes += 1;
+        let seed = self.rng.gen();
+        if let Disk::Wal(fs) = &self.disks[i] {
+            let fs = fs.clone();
+            if self.rng.gen_bool(0.5) {
+                // The input: the next message for it, else (as leader) a client's command,
+                // else the ticks up to its next persist (an election).
+                let env = self.take_in_flight_to(i);
+                let command = cmd(self.rand());
+                fs.start_recording();
+                // The outputs are dropped with the node; a storage error just stops it.
+                let _ = match env {
+                    Some(env) => node.step(env),
+                    None if node.is_leader() => node.propose(command).map(|_| ()),
+                    None => {
+                        let before = node.stats().persists;
+                        let mut r = Ok(());
+                        for _ in 0..100 {
+                            r = node.tick();
+                            if r.is_err() || node.stats().persists != before {
+                                break;
+                            }
+                        }
+                        r
+                    }
+                };
+                drop(node);
+                let recording = fs.take_recording();
+                if recording.len() > 1 {
+                    let k = self.rng.gen_range(0..recording.len());
+                    let cut = recording[k].to_fs();
+                    cut.crash(seed);
+                    self.disks[i] = Disk::Wal(cut);
+                    self.mid_persist_crashes += 1;
+                    return;
+                }
+            }
         }
+        self.disks[i].crash(seed);
+    }
+
+    /// Removes the earliest in-flight message addressed to `i`, if any.
+    fn take_in_flight_to(&mut self, i: usize) -> Option<Envelope> {
+        let seq = self
+            .in_flight
+            .iter()
+            .filter(|(_, e)| e.to as usize == i)
+            .map(|(&s, _)| s)
+            .min()?;
+        self.in_flight.remove(&seq)
     }
 
     /// The lab's `start1`: crash node `i` if it runs, then restart it from its storage.
