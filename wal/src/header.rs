@@ -13,7 +13,8 @@
 //!  32     8  vote (u64, meaningful when bit 0 is set)
 //!  40     8  base index (u64): last index covered by the snapshot
 //!  48     8  base term (u64)
-//!  56   452  reserved, zero
+//!  56     8  truncation index (u64): the last index kept by the latest suffix truncation
+//!  64   444  reserved, zero
 //! 508     4  crc32 over (slot number as u32 ‖ bytes [0, 508))
 //! ```
 //!
@@ -45,6 +46,7 @@ const OFF_TERM: usize = 24;
 const OFF_VOTE: usize = 32;
 const OFF_BASE_INDEX: usize = 40;
 const OFF_BASE_TERM: usize = 48;
+const OFF_TRUNC_INDEX: usize = 56;
 const OFF_CRC: usize = 508;
 const FLAG_VOTE: u32 = 1;
 const FLAG_SNAPSHOT: u32 = 2;
@@ -56,6 +58,9 @@ pub(crate) struct HeaderState {
     pub base: SnapshotMeta,
     /// A snapshot file for `base.index` holds the state machine's data.
     pub has_snapshot: bool,
+    /// The last index kept by the latest `truncate_suffix` (0 if none): the record at this
+    /// index ends a batch even if it was written in the middle of one.
+    pub trunc_index: u64,
 }
 
 /// One decoded slot, or why it is invalid.
@@ -98,6 +103,7 @@ pub(crate) fn encode_slot(slot_no: u32, seq: u64, st: &HeaderState) -> [u8; SLOT
     LE::write_u64(&mut b[OFF_VOTE..], st.hard.vote.unwrap_or(0));
     LE::write_u64(&mut b[OFF_BASE_INDEX..], st.base.index);
     LE::write_u64(&mut b[OFF_BASE_TERM..], st.base.term);
+    LE::write_u64(&mut b[OFF_TRUNC_INDEX..], st.trunc_index);
     let crc = slot_crc(slot_no, &b);
     LE::write_u32(&mut b[OFF_CRC..], crc);
     b
@@ -143,6 +149,7 @@ pub(crate) fn decode_slot(slot_no: u32, b: &[u8]) -> Slot {
                 term: LE::read_u64(&b[OFF_BASE_TERM..]),
             },
             has_snapshot: flags & FLAG_SNAPSHOT != 0,
+            trunc_index: LE::read_u64(&b[OFF_TRUNC_INDEX..]),
         },
     }
 }
@@ -273,6 +280,7 @@ mod tests {
             hard: HardState { term, vote },
             base: SnapshotMeta { index: 4, term: 2 },
             has_snapshot: true,
+            trunc_index: 9,
         }
     }
 

@@ -302,8 +302,12 @@ pub(crate) fn scan<V: Vfs>(
                     report.bytes_scanned += (end - off) as u64;
                     max_group = max_group.max(h.group);
                     expected += 1;
-                    batch_open = !h.batch_end;
-                    if h.batch_end {
+                    // A suffix truncation may have cut a batch short: its last kept record
+                    // (recorded in the header before the cut) ends that batch.
+                    let batch_end =
+                        h.batch_end || (hstate.trunc_index != 0 && h.index == hstate.trunc_index);
+                    batch_open = !batch_end;
+                    if batch_end {
                         last_batch_end = (si, end as u64);
                     }
                     prev = Some(Accepted {

@@ -93,8 +93,11 @@ impl<V: Vfs> Wal<V> {
         };
         let base = header.state().base;
         let segments = std::mem::take(&mut scan.segments);
-        let (last_index, last_term) = match segments.last() {
-            Some(s) if s.len() > 0 && s.last_index() > base.index => (
+        // The last segment may hold no record yet (created by a rotation whose records
+        // never became durable, or whose torn first batch was cut): the log ends in the
+        // last segment that holds one.
+        let (last_index, last_term) = match segments.iter().rev().find(|s| s.len() > 0) {
+            Some(s) if s.last_index() > base.index => (
                 s.last_index(),
                 s.term_of(s.last_index()).unwrap_or(base.term),
             ),
@@ -443,8 +446,10 @@ impl<V: Vfs> Wal<V> {
     /// Durably removes entries `from..` (a follower's conflicting suffix). `from` must be
     /// above the base; a `from` past the end is a no-op. Buffered appends are synced first.
     ///
-    /// Order: later segments removed one by one from the last, each removal made durable by
-    /// a directory fsync; then the segment holding `from` cut at its record and synced. Every
+    /// Order: the header records `from - 1` as the truncation point (so a batch cut short
+    /// still reads as complete); later segments are removed one by one from the last, each
+    /// removal made durable by a directory fsync; then the segment holding `from` is cut at
+    /// its record and synced. Every
     /// intermediate state recovers to a log that ends somewhere between `from - 1` and the
     /// old last index.
     pub fn truncate_suffix(&mut self, from: u64) -> Result<()> {
@@ -464,6 +469,13 @@ impl<V: Vfs> Wal<V> {
         self.sync()?;
         let span = info_span!("truncate_suffix", from, last = self.last_index);
         let _g = span.enter();
+        // Record the new end first: if the cut lands inside a batch, recovery must take the
+        // kept part of that batch as complete, not as a torn write.
+        let cur = self.header.state();
+        self.update_header(HeaderState {
+            trunc_index: from - 1,
+            ..cur
+        })?;
         while let Some(seg) = self.segments.last() {
             if seg.first_index < from || self.segments.len() == 1 {
                 break;
@@ -473,6 +485,11 @@ impl<V: Vfs> Wal<V> {
             drop(seg);
             self.remove_durably(&path)?;
         }
+        // A cut inside an append batch would leave its last kept record without the
+        // batch-end bit, and recovery would drop the kept part of the batch as a torn write:
+        // mark that record as the end of its batch, durably, before cutting. (A torn rewrite
+        // of the bit is recognized by `format::decode_frame`.)
+        self.mark_batch_end(from - 1)?;
         let Some(seg) = self.segments.last_mut() else {
             return Ok(());
         };
@@ -507,6 +524,30 @@ impl<V: Vfs> Wal<V> {
         self.last_index = from - 1;
         self.last_term = self.term(from - 1)?;
         info!(new_last = self.last_index, "truncated suffix");
+        Ok(())
+    }
+
+    /// Sets the batch-end bit of the record of `index` (if it is in a segment and lacks it)
+    /// with one write and one fdatasync.
+    fn mark_batch_end(&mut self, index: u64) -> Result<()> {
+        let Some(si) = self.segment_pos(index) else {
+            return Ok(());
+        };
+        let seg = &self.segments[si];
+        let Some((offset, head)) = seg.batch_end_header(index)? else {
+            return Ok(());
+        };
+        let r = seg
+            .file
+            .write_all_at(&head, offset)
+            .and_then(|()| seg.file.sync_data());
+        self.stats.writes += 1;
+        self.stats.file_syncs += 1;
+        if let Err(e) = r {
+            let err = Error::io("rewrite batch end", &seg.path, e);
+            self.poison(&err);
+            return Err(err);
+        }
         Ok(())
     }
 
