@@ -58,6 +58,7 @@ pub trait Vfs: Clone + Send + Sync + 'static {
 }
 
 /// An open file with positional I/O.
+#[allow(clippy::len_without_is_empty)] // a file's length, not a collection's
 pub trait VfsFile: Send + Sync {
     /// A read-only view of a file prefix (an mmap for real files).
     type Map: Deref<Target = [u8]> + Send + Sync;
