@@ -1,1 +1,227 @@
-//! model
+//! [`Model`]: what the WAL acknowledged, and what it may legitimately hold beyond that.
+//!
+//! An append is acknowledged when the following `sync()` returned `Ok`; `set_hard_state`,
+//! `truncate_suffix`, `compact` and `save_snapshot` are durable when they return `Ok`. An
+//! operation that failed, or was cut by a crash, is *in flight*: its effects may or may not
+//! be durable, so recovery may show either the state before it or the state after it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use wal::{Entry, HardState, SnapshotMeta};
+
+/// One call of the WAL's API, as the workloads issue them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `Wal::open_with` (recovery).
+    Open,
+    /// `append(entries)`.
+    Append(Vec<Entry>),
+    /// `sync()`.
+    Sync,
+    /// `set_hard_state(hs)`.
+    SetHardState(HardState),
+    /// `truncate_suffix(from)`.
+    TruncateSuffix(u64),
+    /// `compact(index)`.
+    Compact(u64),
+    /// `save_snapshot(meta, data)`.
+    SaveSnapshot(SnapshotMeta, Vec<u8>),
+}
+
+impl Op {
+    /// Whether the operation writes (a poisoned WAL must refuse it).
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Op::Open)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Open => write!(f, "open"),
+            Op::Append(es) => match (es.first(), es.last()) {
+                (Some(a), Some(b)) => {
+                    write!(f, "append [{}..={}] term {}", a.index, b.index, b.term)
+                }
+                _ => write!(f, "append []"),
+            },
+            Op::Sync => write!(f, "sync"),
+            Op::SetHardState(hs) => {
+                write!(f, "set_hard_state(term {}, vote {:?})", hs.term, hs.vote)
+            }
+            Op::TruncateSuffix(i) => write!(f, "truncate_suffix({i})"),
+            Op::Compact(i) => write!(f, "compact({i})"),
+            Op::SaveSnapshot(m, d) => {
+                write!(
+                    f,
+                    "save_snapshot(index {}, term {}, {} bytes)",
+                    m.index,
+                    m.term,
+                    d.len()
+                )
+            }
+        }
+    }
+}
+
+/// The acknowledged state plus everything that may legitimately be found beyond it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Model {
+    /// Acknowledged term and vote.
+    pub hard: HardState,
+    /// Acknowledged log base.
+    pub base: SnapshotMeta,
+    /// Entries `base.index + 1 ..= acked_last` are acknowledged (`acked_last >= base.index`).
+    pub acked_last: u64,
+    /// The last index appended (acknowledged or not).
+    pub last: u64,
+    /// What was appended at each index above the base since that index was last truncated:
+    /// the only entry allowed there.
+    pub log: BTreeMap<u64, Entry>,
+    /// Data of every snapshot saved, by its meta.
+    pub snapshots: BTreeMap<SnapshotMeta, Vec<u8>>,
+    /// The operation whose outcome is unknown (failed, or cut by a crash), if any.
+    pub in_flight: Option<Op>,
+}
+
+impl Model {
+    /// The term of the entry at `index` as the model knows it (the base term at the base).
+    pub fn term(&self, index: u64) -> Option<u64> {
+        if index == self.base.index {
+            return Some(self.base.term);
+        }
+        self.log.get(&index).map(|e| e.term)
+    }
+
+    /// The highest term of any entry or of the hard state: what new entries should carry.
+    pub fn current_term(&self) -> u64 {
+        let last_entry_term = self.log.values().next_back().map_or(0, |e| e.term);
+        self.hard
+            .term
+            .max(last_entry_term)
+            .max(self.base.term)
+            .max(1)
+    }
+
+    /// Marks `op` as started: until [`Model::complete`], its outcome is unknown.
+    pub fn begin(&mut self, op: &Op) {
+        self.in_flight = Some(op.clone());
+        // Appended entries may reach the disk even if the call fails half-way.
+        if let Op::Append(es) = op {
+            for e in es {
+                self.log.insert(e.index, e.clone());
+            }
+        }
+    }
+
+    /// `op` returned `Ok`: its effects are acknowledged.
+    pub fn complete(&mut self, op: &Op) {
+        self.in_flight = None;
+        match op {
+            Op::Open => {}
+            Op::Append(es) => {
+                if let Some(e) = es.last() {
+                    self.last = e.index;
+                }
+            }
+            Op::Sync => self.acked_last = self.last,
+            Op::SetHardState(hs) => self.hard = *hs,
+            Op::TruncateSuffix(from) => {
+                let keep = from.saturating_sub(1);
+                self.log.retain(|&i, _| i <= keep);
+                self.last = self.last.min(keep);
+                self.acked_last = self.acked_last.min(keep);
+            }
+            Op::Compact(index) => self.move_base(*index),
+            Op::SaveSnapshot(meta, data) => {
+                self.snapshots.insert(*meta, data.clone());
+                self.move_base(meta.index);
+            }
+        }
+    }
+
+    fn move_base(&mut self, index: u64) {
+        if index <= self.base.index {
+            return;
+        }
+        let term = self.term(index).unwrap_or(self.base.term);
+        self.base = SnapshotMeta { index, term };
+        self.log.retain(|&i, _| i > index);
+        self.last = self.last.max(index);
+        self.acked_last = self.acked_last.max(index);
+    }
+
+    /// `op` failed: its outcome stays unknown (it remains in flight until a recovery decides).
+    pub fn fail(&mut self, op: &Op) {
+        self.in_flight = Some(op.clone());
+    }
+
+    /// Acknowledged entries, in order.
+    pub fn acked_entries(&self) -> impl Iterator<Item = &Entry> {
+        self.log
+            .range(self.base.index + 1..=self.acked_last)
+            .map(|(_, e)| e)
+    }
+
+    /// A short description for violation reports.
+    pub fn summary(&self) -> String {
+        format!(
+            "acked: hard (term {}, vote {:?}), base ({}, {}), entries ..={}; appended ..={}; in flight: {}",
+            self.hard.term,
+            self.hard.vote,
+            self.base.index,
+            self.base.term,
+            self.acked_last,
+            self.last,
+            self.in_flight
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), ToString::to_string)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            data: vec![index as u8],
+        }
+    }
+
+    fn run(m: &mut Model, op: Op) {
+        m.begin(&op);
+        m.complete(&op);
+    }
+
+    #[test]
+    fn appends_are_acknowledged_by_the_next_sync() {
+        let mut m = Model::default();
+        run(&mut m, Op::Append(vec![e(1, 1), e(2, 1)]));
+        assert_eq!((m.last, m.acked_last), (2, 0));
+        run(&mut m, Op::Sync);
+        assert_eq!(m.acked_last, 2);
+        assert_eq!(m.acked_entries().count(), 2);
+    }
+
+    #[test]
+    fn truncation_forgets_entries_and_compaction_moves_the_base() {
+        let mut m = Model::default();
+        run(&mut m, Op::Append(vec![e(1, 1), e(2, 1), e(3, 2)]));
+        run(&mut m, Op::Sync);
+        run(&mut m, Op::TruncateSuffix(3));
+        assert_eq!((m.last, m.acked_last, m.log.len()), (2, 2, 2));
+        run(&mut m, Op::Compact(1));
+        assert_eq!(m.base, SnapshotMeta { index: 1, term: 1 });
+        assert_eq!(m.term(2), Some(1));
+        let failed = Op::TruncateSuffix(2);
+        m.begin(&failed);
+        m.fail(&failed);
+        assert_eq!(m.in_flight, Some(failed));
+        assert!(m.summary().contains("truncate_suffix(2)"));
+    }
+}

@@ -1,1 +1,574 @@
-//! torture
+//! The randomized torture loop shared by the tests and `raftwal torture`.
+//!
+//! Each cycle arms, with some probability, one I/O fault (EIO on a write, a file sync or a
+//! directory sync; ENOSPC past a space budget), runs a random stretch of operations, then
+//! cuts the power and recovers. After an I/O error it checks that the handle refuses every
+//! later write (`Error::Poisoned`), that a reopen without a crash loses nothing acknowledged,
+//! and then crashes (the process restart a real system does after a failed fsync). Around
+//! each recovery it also probes, on forks of the machine: a crash during recovery (which
+//! must converge), a latent sector error on read, and bit flips in durable data (which must
+//! give the exact state or a corruption error).
+
+use std::collections::{HashSet, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use wal::{Options, Vfs, Wal};
+
+use crate::check::{check, promote, Recovered, Violation};
+use crate::crash::CrashMode;
+use crate::fault::{Fault, FaultCounts, SyncFailure};
+use crate::model::{Model, Op};
+use crate::sim_fs::SimFs;
+use crate::workload::{next_entries, next_hard_state, random_op, Runner, WorkloadShape};
+
+/// Knobs of a torture run.
+#[derive(Debug, Clone)]
+pub struct TortureConfig {
+    /// Master seed: the whole run is a function of it.
+    pub seed: u64,
+    /// WAL options.
+    pub opts: Options,
+    /// Most operations per cycle.
+    pub max_ops_per_cycle: u32,
+    /// Probability that a cycle arms an I/O fault.
+    pub fault_rate: f64,
+    /// Probability of a crash-during-recovery probe per recovery.
+    pub recovery_crash_rate: f64,
+    /// Probability of a bit-flip probe per recovery.
+    pub bit_flip_rate: f64,
+    /// Probability of a read-EIO probe per recovery.
+    pub read_eio_rate: f64,
+    /// Shape of appends.
+    pub shape: WorkloadShape,
+    /// The WAL directory in the simulated file system.
+    pub dir: PathBuf,
+}
+
+impl TortureConfig {
+    /// The defaults with `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        TortureConfig {
+            seed,
+            ..TortureConfig::default()
+        }
+    }
+}
+
+impl Default for TortureConfig {
+    fn default() -> Self {
+        TortureConfig {
+            seed: 0,
+            opts: Options {
+                segment_size: 4096,
+                write_buffer: 1024,
+                ..Options::default()
+            },
+            max_ops_per_cycle: 30,
+            fault_rate: 0.3,
+            recovery_crash_rate: 0.25,
+            bit_flip_rate: 0.1,
+            read_eio_rate: 0.05,
+            shape: WorkloadShape::default(),
+            dir: PathBuf::from("/wal"),
+        }
+    }
+}
+
+/// Totals of a torture run.
+#[derive(Debug, Clone, Default)]
+pub struct TortureStats {
+    /// Cycles completed.
+    pub cycles: u64,
+    /// WAL operations issued.
+    pub ops: u64,
+    /// Operations acknowledged (returned `Ok`).
+    pub acked_ops: u64,
+    /// Power cuts (main line, plus those during recovery probes).
+    pub crashes: u64,
+    /// Distinct durable images left by the main-line power cuts.
+    pub crash_states: usize,
+    /// Power cuts that tore a write.
+    pub torn_writes: u64,
+    /// Unsynced operations the power cuts dropped.
+    pub ops_lost_to_crashes: u64,
+    /// Recoveries (opens) checked.
+    pub recoveries: u64,
+    /// Crashes during recovery followed by a second recovery.
+    pub recovery_crashes: u64,
+    /// Entries read back and verified.
+    pub entries_verified: u64,
+    /// Faults fired, by kind.
+    pub faults: FaultCounts,
+    /// Failed calls after which the handle was checked to refuse writes.
+    pub poison_checks: u64,
+    /// Bit-flip probes.
+    pub flip_probes: u64,
+    /// ... in which open or a read reported corruption.
+    pub flips_detected: u64,
+    /// ... in which the flip did not matter (exact state recovered).
+    pub flips_harmless: u64,
+    /// ... in which the flip hit the last record of the last segment and recovery took it
+    /// for a torn append (inherently ambiguous without an extra sync per batch).
+    pub flips_taken_for_torn_tail: u64,
+    /// ... in which the flip hit the newest header slot and recovery fell back to the older
+    /// one (the two-slot design cannot tell bit rot from a torn slot update).
+    pub flips_header_rollback: u64,
+    /// Read-EIO probes.
+    pub read_eio_probes: u64,
+    /// Broken invariants.
+    pub violations: Vec<Violation>,
+}
+
+/// A torture run in progress.
+pub struct Torture {
+    cfg: TortureConfig,
+    fs: SimFs,
+    runner: Runner<SimFs>,
+    rng: StdRng,
+    stats: TortureStats,
+    images: HashSet<u64>,
+    history: VecDeque<String>,
+}
+
+const HISTORY: usize = 40;
+
+impl Torture {
+    /// A new run: an empty simulated disk and a freshly opened WAL.
+    pub fn new(cfg: TortureConfig) -> Result<Self, Violation> {
+        let fs = SimFs::new(cfg.seed);
+        let runner = Runner::new(fs.clone(), &cfg.dir, cfg.opts.clone());
+        let mut t = Torture {
+            rng: StdRng::seed_from_u64(cfg.seed),
+            cfg,
+            fs,
+            runner,
+            stats: TortureStats::default(),
+            images: HashSet::new(),
+            history: VecDeque::new(),
+        };
+        let dir = t.cfg.dir.clone();
+        t.fs.create_dir_all(&dir)
+            .map_err(|e| t.violation(format!("mkdir: {e}")))?;
+        let opened = t.runner.open().map(|_| ());
+        opened.map_err(|e| t.violation(format!("first open failed: {e}")))?;
+        Ok(t)
+    }
+
+    /// Totals so far.
+    pub fn stats(&self) -> &TortureStats {
+        &self.stats
+    }
+
+    /// Runs one cycle. A panic inside the WAL is caught and reported as a violation.
+    pub fn cycle(&mut self) -> Result<(), Violation> {
+        let result = catch_unwind(AssertUnwindSafe(|| self.cycle_inner()));
+        let result = match result {
+            Ok(r) => r,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "non-string panic".into());
+                Err(self.violation(format!("panic: {msg}")))
+            }
+        };
+        self.stats.faults = self.fs.fault_counts();
+        self.stats.crash_states = self.images.len();
+        match result {
+            Ok(()) => {
+                self.stats.cycles += 1;
+                Ok(())
+            }
+            Err(v) => {
+                self.stats.violations.push(v.clone());
+                Err(v)
+            }
+        }
+    }
+
+    fn note(&mut self, event: String) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(event);
+    }
+
+    fn violation(&self, what: String) -> Violation {
+        let mut context = format!(
+            "cycle {}; {}",
+            self.stats.cycles + 1,
+            self.runner.model.summary()
+        );
+        context.push_str("\n  recent history:");
+        for h in &self.history {
+            context.push_str("\n    ");
+            context.push_str(h);
+        }
+        Violation {
+            seed: self.cfg.seed,
+            what,
+            context,
+        }
+    }
+
+    fn cycle_inner(&mut self) -> Result<(), Violation> {
+        if self.rng.gen_bool(self.cfg.fault_rate) {
+            self.arm_fault();
+        }
+        let n = self.rng.gen_range(1..=self.cfg.max_ops_per_cycle.max(1));
+        for _ in 0..n {
+            let op = random_op(&self.runner.model, &mut self.rng, &self.cfg.shape);
+            let before = io_faults(&self.fs.fault_counts());
+            self.stats.ops += 1;
+            let result = self.runner.apply(&op);
+            let fired = io_faults(&self.fs.fault_counts()) > before;
+            match result {
+                Ok(()) => {
+                    self.stats.acked_ops += 1;
+                    self.note(format!("{op}: ok"));
+                    if fired {
+                        return Err(self.violation(format!(
+                            "an injected I/O error during `{op}` was swallowed: the call returned Ok \
+                             (never retry-and-continue after a failed write or fsync)"
+                        )));
+                    }
+                }
+                Err(e) => {
+                    self.note(format!("{op}: {e}"));
+                    if !fired {
+                        return Err(
+                            self.violation(format!("`{op}` failed with no fault injected: {e}"))
+                        );
+                    }
+                    return self.after_io_error(&op, &e);
+                }
+            }
+        }
+        self.disarm();
+        self.crash_and_recover()
+    }
+
+    fn arm_fault(&mut self) {
+        let fault = match self.rng.gen_range(0..4) {
+            0 => Fault::WriteEio {
+                after: self.rng.gen_range(0..12),
+                path: None,
+            },
+            1 => Fault::SyncEio {
+                after: self.rng.gen_range(0..6),
+                path: None,
+                failure: SyncFailure::Random,
+            },
+            2 => Fault::DirSyncEio {
+                after: self.rng.gen_range(0..3),
+            },
+            _ => {
+                let budget = self.fs.live_bytes() + self.rng.gen_range(0..6000);
+                self.note(format!("armed: space budget {budget} bytes"));
+                self.fs.set_space_budget(Some(budget));
+                return;
+            }
+        };
+        self.note(format!("armed: {fault:?}"));
+        self.fs.inject(fault);
+    }
+
+    fn disarm(&mut self) {
+        self.fs.clear_faults();
+        self.fs.set_space_budget(None);
+    }
+
+    /// After a failed call: later writes refused, reads still served, reopen loses nothing
+    /// acknowledged, and then a power cut and a checked recovery.
+    fn after_io_error(&mut self, failed: &Op, err: &wal::Error) -> Result<(), Violation> {
+        self.stats.poison_checks += 1;
+        let model = self.runner.model.clone();
+        let probes = [
+            Op::Append(next_entries(&model, &mut self.rng.clone(), 1, 1..=8)),
+            Op::Sync,
+            Op::SetHardState(next_hard_state(model.hard, &mut self.rng.clone())),
+        ];
+        for probe in &probes {
+            match self.runner.call(probe) {
+                Err(wal::Error::Poisoned { .. }) => {}
+                other => {
+                    return Err(self.violation(format!(
+                        "after `{failed}` failed ({err}), `{probe}` was not refused with \
+                         Error::Poisoned: {other:?}"
+                    )))
+                }
+            }
+        }
+        if model.acked_last > model.base.index {
+            let i = model.acked_last;
+            let got = self.runner.wal.as_ref().map(|w| w.entry(i));
+            let want = model.log.get(&i);
+            let ok = matches!((&got, want), (Some(Ok(g)), Some(w)) if g == w);
+            let enospc = matches!(err, wal::Error::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::StorageFull);
+            if !ok && enospc {
+                return Err(self.violation(format!(
+                    "after ENOSPC ({err}) reads no longer work: entry({i}) gave {got:?}"
+                )));
+            }
+        }
+        self.disarm();
+        // Reopen without a crash: nothing acknowledged may be missing. (The cache may hold
+        // pages that will never reach the disk, so this state is not promoted.)
+        self.runner.wal = None;
+        match self.runner.open() {
+            Ok(_) => {
+                self.stats.recoveries += 1;
+                let rec = self.read_recovered("reopen after an I/O error")?;
+                let n = check(&self.runner.model, &rec).map_err(|e| {
+                    self.violation(format!(
+                        "reopen after `{failed}` failed ({err}): {e}; {}",
+                        rec.summary()
+                    ))
+                })?;
+                self.stats.entries_verified += n;
+                self.note(format!("reopened without crash: {}", rec.summary()));
+            }
+            Err(e) => {
+                return Err(self.violation(format!(
+                    "reopen after `{failed}` failed ({err}) was refused: {e}"
+                )))
+            }
+        }
+        self.crash_and_recover()
+    }
+
+    fn read_recovered(&self, when: &str) -> Result<Recovered, Violation> {
+        let Some(w) = self.runner.wal.as_ref() else {
+            return Err(self.violation(format!("{when}: no WAL open")));
+        };
+        Recovered::read(w)
+            .map_err(|e| self.violation(format!("{when}: reading the recovered WAL failed: {e}")))
+    }
+
+    fn crash_and_recover(&mut self) -> Result<(), Violation> {
+        self.runner.wal = None;
+        let sector = if self.rng.gen_bool(0.2) { 64 } else { 512 };
+        self.fs.set_sector_size(sector);
+        let report = self.fs.crash(self.rng.gen());
+        self.stats.crashes += 1;
+        self.stats.torn_writes += u64::from(report.torn());
+        self.stats.ops_lost_to_crashes += report.ops_lost() as u64;
+        self.images.insert(self.fs.durable_hash());
+        self.note(report.to_string());
+
+        let clean = self.probe_recovery_crash()?;
+        let opened = self.runner.open().map(|_| ());
+        opened.map_err(|e| {
+            self.violation(format!(
+                "open failed after a crash with no corruption injected: {e}"
+            ))
+        })?;
+        self.stats.recoveries += 1;
+        let rec = self.read_recovered("recovery")?;
+        let n = check(&self.runner.model, &rec)
+            .map_err(|e| self.violation(format!("after recovery: {e}; {}", rec.summary())))?;
+        if let Some(clean) = clean {
+            if clean != rec {
+                return Err(self.violation(format!(
+                    "recovery is not deterministic: [{}] then [{}]",
+                    clean.summary(),
+                    rec.summary()
+                )));
+            }
+        }
+        self.stats.entries_verified += n;
+        self.note(rec.summary());
+        promote(&mut self.runner.model, &rec);
+        if self.rng.gen_bool(self.cfg.bit_flip_rate) {
+            self.probe_bit_flip()?;
+        }
+        if self.rng.gen_bool(self.cfg.read_eio_rate) {
+            self.probe_read_eio()?;
+        }
+        Ok(())
+    }
+
+    /// On a fork: recover with recording, crash at a random I/O call of recovery, recover
+    /// again; both must agree. Returns the uninterrupted recovery's state if probed.
+    fn probe_recovery_crash(&mut self) -> Result<Option<Recovered>, Violation> {
+        if !self.rng.gen_bool(self.cfg.recovery_crash_rate) {
+            return Ok(None);
+        }
+        let fork = self.fs.fork();
+        fork.start_recording();
+        let clean = match Wal::open_with(fork.clone(), &self.cfg.dir, self.cfg.opts.clone()) {
+            Ok(w) => Recovered::read(&w).ok(),
+            Err(_) => None, // reported by the main-line recovery
+        };
+        let checkpoints = fork.take_recording();
+        let Some(clean) = clean else { return Ok(None) };
+        if checkpoints.len() < 2 {
+            return Ok(Some(clean));
+        }
+        let cp = &checkpoints[self.rng.gen_range(1..checkpoints.len())];
+        let crashed = cp.to_fs();
+        let report = crashed.crash(self.rng.gen());
+        self.stats.crashes += 1;
+        self.stats.recovery_crashes += 1;
+        let again = Wal::open_with(crashed, &self.cfg.dir, self.cfg.opts.clone())
+            .and_then(|w| Recovered::read(&w));
+        self.stats.recoveries += 1;
+        match again {
+            Ok(rec) if rec == clean => Ok(Some(clean)),
+            Ok(rec) => Err(self.violation(format!(
+                "recovery does not converge: crashed during recovery at `{}` ({report}), then \
+                 [{}]; uninterrupted [{}]",
+                cp.what,
+                rec.summary(),
+                clean.summary()
+            ))),
+            Err(e) => Err(self.violation(format!(
+                "open failed after a crash during recovery at `{}` ({report}): {e}",
+                cp.what
+            ))),
+        }
+    }
+
+    /// On a fork holding only durable data: flip one bit in a WAL file; open must return the
+    /// exact state or a corruption error.
+    fn probe_bit_flip(&mut self) -> Result<(), Violation> {
+        self.stats.flip_probes += 1;
+        let fork = self.fs.fork();
+        fork.crash_with(CrashMode::LoseAll, 0);
+        let names = fork.list(&self.cfg.dir).unwrap_or_default();
+        let files: Vec<(String, u64)> = names
+            .iter()
+            .filter_map(|n| {
+                let len = fork.durable_contents(&self.cfg.dir.join(n))?.len() as u64;
+                (len > 0).then(|| (n.clone(), len))
+            })
+            .collect();
+        if files.is_empty() {
+            return Ok(());
+        }
+        let (name, len) = files[self.rng.gen_range(0..files.len())].clone();
+        let offset = self.rng.gen_range(0..len);
+        let bit = self.rng.gen_range(0..8);
+        let path = self.cfg.dir.join(&name);
+        if fork.flip_bit(&path, offset, bit).is_err() {
+            return Ok(());
+        }
+        let last_segment = names.iter().filter(|n| n.ends_with(".wal")).max().cloned();
+        let model = self.runner.model.clone();
+        let where_ = format!("bit {bit} of byte {offset} of {name}");
+        let opened = Wal::open_with(fork, &self.cfg.dir, self.cfg.opts.clone())
+            .and_then(|w| Recovered::read(&w));
+        let rec = match opened {
+            Err(e) if e.is_corruption() => {
+                self.stats.flips_detected += 1;
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(self.violation(format!(
+                    "after flipping {where_}, open failed with an error that is not a \
+                     corruption error: {e}"
+                )))
+            }
+            Ok(rec) => rec,
+        };
+        if check(&model, &rec).is_ok() && rec.last == model.acked_last && rec.hard == model.hard {
+            self.stats.flips_harmless += 1;
+            return Ok(());
+        }
+        if rec.hard != model.hard && rec.entries.len() as u64 == model.acked_last - model.base.index
+        {
+            self.stats.flips_header_rollback += 1;
+            return Ok(());
+        }
+        let prefix = model
+            .acked_entries()
+            .zip(rec.entries.iter())
+            .all(|(a, b)| a == b);
+        if prefix && Some(&name) == last_segment.as_ref() && rec.hard == model.hard {
+            self.stats.flips_taken_for_torn_tail += 1;
+            return Ok(());
+        }
+        Err(self.violation(format!(
+            "after flipping {where_}, open silently returned a different state: {} ({})",
+            rec.summary(),
+            check(&model, &rec).err().unwrap_or_default()
+        )))
+    }
+
+    /// On a fork holding only durable data: a latent sector error in a segment. Open or reads
+    /// may fail, but whatever is returned must be right; once the error is gone, everything
+    /// acknowledged must still be there.
+    fn probe_read_eio(&mut self) -> Result<(), Violation> {
+        self.stats.read_eio_probes += 1;
+        let fork = self.fs.fork();
+        fork.crash_with(CrashMode::LoseAll, 0);
+        let names = fork.list(&self.cfg.dir).unwrap_or_default();
+        let segs: Vec<(String, u64)> = names
+            .iter()
+            .filter(|n| n.ends_with(".wal"))
+            .filter_map(|n| {
+                Some((
+                    n.clone(),
+                    fork.contents(&self.cfg.dir.join(n))?.len() as u64,
+                ))
+            })
+            .filter(|(_, len)| *len > 0)
+            .collect();
+        if segs.is_empty() {
+            return Ok(());
+        }
+        let (name, len) = segs[self.rng.gen_range(0..segs.len())].clone();
+        let offset = self.rng.gen_range(0..len) / 512 * 512;
+        fork.inject(Fault::ReadEio {
+            path: name.clone(),
+            offset,
+            len: 512,
+        });
+        let model = self.runner.model.clone();
+        if let Ok(w) = Wal::open_with(fork.clone(), &self.cfg.dir, self.cfg.opts.clone()) {
+            if let Ok(rec) = Recovered::read(&w) {
+                if let Err(e) = check(&model, &rec) {
+                    return Err(self.violation(format!(
+                        "with a read error at {name}@{offset}, the WAL returned wrong state: {e}"
+                    )));
+                }
+            }
+        }
+        fork.clear_faults();
+        let rec = Wal::open_with(fork, &self.cfg.dir, self.cfg.opts.clone())
+            .and_then(|w| Recovered::read(&w))
+            .map_err(|e| {
+                self.violation(format!(
+                    "after a transient read error at {name}@{offset}, reopen failed: {e}"
+                ))
+            })?;
+        check(&model, &rec).map_err(|e| {
+            self.violation(format!(
+                "after a transient read error at {name}@{offset}, acknowledged state lost: {e}"
+            ))
+        })?;
+        Ok(())
+    }
+}
+
+fn io_faults(c: &FaultCounts) -> u64 {
+    c.write_eio + c.sync_eio + c.dir_sync_eio + c.enospc
+}
+
+/// Runs `cycles` cycles of seed `seed` with default knobs; returns the totals, or the first
+/// violation.
+pub fn run(seed: u64, cycles: u64) -> Result<TortureStats, Box<Violation>> {
+    let mut t = Torture::new(TortureConfig::with_seed(seed)).map_err(Box::new)?;
+    for _ in 0..cycles {
+        t.cycle().map_err(Box::new)?;
+    }
+    Ok(t.stats().clone())
+}
+
+/// The model type re-exported for users of the loop.
+pub type TortureModel = Model;
