@@ -51,7 +51,7 @@ pub use message::{
     AppendEntries, AppendEntriesReply, Conflict, Envelope, InstallSnapshot, InstallSnapshotReply,
     Message, RequestVote, RequestVoteReply,
 };
-pub use raft::{NodeStats, Raft, Role};
+pub use raft::{Input, NodeStats, Raft, Role};
 pub use storage::{PersistentState, Storage};
 pub use wal::{Entry, HardState, SnapshotMeta};
 pub use wal_storage::WalStorage;

@@ -33,6 +33,17 @@ pub enum Role {
     Leader,
 }
 
+/// One input of [`Raft::handle_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A tick of time.
+    Tick,
+    /// A message addressed to this node.
+    Message(Envelope),
+    /// A client's command (the lab's `Start`).
+    Propose(Vec<u8>),
+}
+
 /// The leader's view of one follower.
 #[derive(Debug, Clone, Copy, Default)]
 struct Progress {
@@ -223,6 +234,11 @@ impl<S: Storage> Raft<S> {
     /// One tick of time: maybe start an election, maybe send heartbeats.
     pub fn tick(&mut self) -> Result<()> {
         self.alive()?;
+        self.on_tick();
+        self.persist()
+    }
+
+    fn on_tick(&mut self) {
         if self.role == Role::Leader {
             self.heartbeat_elapsed += 1;
             if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
@@ -235,12 +251,16 @@ impl<S: Storage> Raft<S> {
                 self.campaign();
             }
         }
-        self.persist()
     }
 
     /// Handles one message addressed to this node.
     pub fn step(&mut self, env: Envelope) -> Result<()> {
         self.alive()?;
+        self.on_message(env)?;
+        self.persist()
+    }
+
+    fn on_message(&mut self, env: Envelope) -> Result<()> {
         let n = self.cfg.cluster_size as u64;
         if env.from >= n || env.from == self.cfg.id {
             return Err(Error::UnknownPeer {
@@ -261,15 +281,44 @@ impl<S: Storage> Raft<S> {
             Message::InstallSnapshot(m) => self.on_install_snapshot(from, m),
             Message::InstallSnapshotReply(m) => self.on_snapshot_reply(from, m),
         }
-        self.persist()
+        Ok(())
     }
 
     /// The lab's `Start`: appends `command` if this node is the leader and returns its
     /// (index, term); `None` when not the leader.
     pub fn propose(&mut self, command: Vec<u8>) -> Result<Option<(u64, u64)>> {
         self.alive()?;
+        let at = self.on_propose(command);
+        self.persist()?;
+        Ok(at)
+    }
+
+    /// Group commit: handles `inputs` in order and persists once at the end, so a burst of
+    /// messages and proposals costs one sync. As with single inputs, nothing they produce
+    /// (messages, applies) is available before that persist has returned. Returns each
+    /// proposal's (index, term), `None` when this node was not the leader. A message from an
+    /// unknown peer is skipped.
+    pub fn handle_batch(&mut self, inputs: Vec<Input>) -> Result<Vec<Option<(u64, u64)>>> {
+        self.alive()?;
+        let mut proposals = Vec::new();
+        for input in inputs {
+            match input {
+                Input::Tick => self.on_tick(),
+                Input::Message(env) => {
+                    if let Err(e) = self.on_message(env) {
+                        tracing::warn!(node = self.cfg.id, "dropped a message: {e}");
+                    }
+                }
+                Input::Propose(command) => proposals.push(self.on_propose(command)),
+            }
+        }
+        self.persist()?;
+        Ok(proposals)
+    }
+
+    fn on_propose(&mut self, command: Vec<u8>) -> Option<(u64, u64)> {
         if self.role != Role::Leader {
-            return Ok(None);
+            return None;
         }
         let entry = Entry {
             index: self.log.last_index() + 1,
@@ -292,8 +341,7 @@ impl<S: Storage> Raft<S> {
                 self.send_new(peer);
             }
         }
-        self.persist()?;
-        Ok(Some(at))
+        Some(at)
     }
 
     /// The service has a snapshot covering everything through `index` (which it has
@@ -339,6 +387,7 @@ impl<S: Storage> Raft<S> {
                 tracing::error!(node = self.cfg.id, "stopping: {err}");
                 self.fatal = Some(err.to_string());
                 self.outbox.clear();
+                self.applies.clear();
                 Err(err)
             }
         }
