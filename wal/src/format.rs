@@ -259,7 +259,7 @@ pub(crate) fn decode_segment_header(b: &[u8]) -> Result<SegmentHeader, SegmentHe
     }
     if b[0..8] != seg::MAGIC {
         return Err(SegmentHeaderError::Foreign(format!(
-            "wrong magic {:02x?} (expected \"RWALSEG1\")",
+            "wrong magic {:02x?} at offset 0 (expected \"RWALSEG1\")",
             &b[0..8]
         )));
     }
@@ -273,7 +273,8 @@ pub(crate) fn decode_segment_header(b: &[u8]) -> Result<SegmentHeader, SegmentHe
     let version = LE::read_u32(&b[seg::OFF_VERSION..seg::OFF_VERSION + 4]);
     if version != FORMAT_VERSION {
         return Err(SegmentHeaderError::Foreign(format!(
-            "format version {version}, this build reads version {FORMAT_VERSION}"
+            "format version {version} at offset {}, this build reads version {FORMAT_VERSION}",
+            seg::OFF_VERSION
         )));
     }
     Ok(SegmentHeader {

@@ -77,10 +77,13 @@ pub(crate) enum Slot {
 }
 
 impl Slot {
-    fn describe(&self) -> String {
+    fn describe(&self, slot_no: u32) -> String {
         match self {
             Slot::Valid { seq, .. } => format!("valid, sequence {seq}"),
-            Slot::Empty => "never written".into(),
+            Slot::Empty => format!(
+                "slot {slot_no} at offset {}: never written",
+                slot_no as usize * SLOT_LEN
+            ),
             Slot::Foreign(r) | Slot::Damaged(r) => r.clone(),
         }
     }
@@ -121,19 +124,27 @@ pub(crate) fn decode_slot(slot_no: u32, b: &[u8]) -> Slot {
         return Slot::Empty;
     }
     if b[0..8] != MAGIC {
-        return Slot::Foreign(format!("slot {slot_no}: wrong magic {:02x?}", &b[0..8]));
+        return Slot::Foreign(format!(
+            "slot {slot_no} at offset {}: wrong magic {:02x?}",
+            slot_no as usize * SLOT_LEN,
+            &b[0..8]
+        ));
     }
     let stored = LE::read_u32(&b[OFF_CRC..]);
     let computed = slot_crc(slot_no, b);
     if stored != computed {
         return Slot::Damaged(format!(
-            "slot {slot_no}: checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            "slot {slot_no} at offset {}: checksum mismatch (stored {stored:#010x}, computed \
+             {computed:#010x})",
+            slot_no as usize * SLOT_LEN
         ));
     }
     let version = LE::read_u32(&b[OFF_VERSION..]);
     if version != FORMAT_VERSION {
         return Slot::Foreign(format!(
-            "slot {slot_no}: format version {version}, this build reads {FORMAT_VERSION}"
+            "slot {slot_no} at offset {}: format version {version}, this build reads \
+             {FORMAT_VERSION}",
+            slot_no as usize * SLOT_LEN + OFF_VERSION
         ));
     }
     let flags = LE::read_u32(&b[OFF_FLAGS..]);
@@ -159,7 +170,10 @@ pub(crate) fn decode_file(path: &Path, bytes: &[u8]) -> Result<(u64, HeaderState
     if bytes.len() < FILE_LEN {
         return Err(Error::NotAWalFile {
             path: path.to_owned(),
-            reason: format!("header file is {} bytes, expected {FILE_LEN}", bytes.len()),
+            reason: format!(
+                "header file ends at offset {}, expected {FILE_LEN} bytes",
+                bytes.len()
+            ),
         });
     }
     let slots = [
@@ -179,13 +193,13 @@ pub(crate) fn decode_file(path: &Path, bytes: &[u8]) -> Result<(u64, HeaderState
             if slots.iter().all(|s| matches!(s, Slot::Foreign(_))) {
                 Err(Error::NotAWalFile {
                     path: path.to_owned(),
-                    reason: format!("{}; {}", slots[0].describe(), slots[1].describe()),
+                    reason: format!("{}; {}", slots[0].describe(0), slots[1].describe(1)),
                 })
             } else {
                 Err(Error::HeaderLost {
                     path: path.to_owned(),
-                    slot_a: slots[0].describe(),
-                    slot_b: slots[1].describe(),
+                    slot_a: slots[0].describe(0),
+                    slot_b: slots[1].describe(1),
                 })
             }
         }

@@ -115,7 +115,7 @@ fn decode_header(path: &Path, h: &[u8]) -> Result<(SnapshotMeta, u64, u32)> {
     if h[..8] != MAGIC {
         return Err(Error::NotAWalFile {
             path: path.to_owned(),
-            reason: "wrong snapshot magic".into(),
+            reason: format!("wrong snapshot magic {:02x?} at offset 0", &h[..8]),
         });
     }
     let stored = LE::read_u32(&h[OFF_CRC..]);
@@ -134,7 +134,10 @@ fn decode_header(path: &Path, h: &[u8]) -> Result<(SnapshotMeta, u64, u32)> {
     if version != FORMAT_VERSION {
         return Err(Error::NotAWalFile {
             path: path.to_owned(),
-            reason: format!("snapshot format version {version}, this build reads {FORMAT_VERSION}"),
+            reason: format!(
+                "snapshot format version {version} at offset {OFF_VERSION}, this build reads \
+                 {FORMAT_VERSION}"
+            ),
         });
     }
     let meta = SnapshotMeta {

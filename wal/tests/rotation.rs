@@ -73,11 +73,9 @@ fn one_fdatasync_per_sync_without_rotation() {
     )
     .unwrap();
     w.append_sync(&ents(1, 1, 1)).unwrap(); // creates the first segment
-    let mut next = 2;
-    for round in 0..20 {
+    for (round, next) in (2..22).enumerate() {
         let before = w.stats();
         w.append(&ents(next, next, 1)).unwrap();
-        next += 1;
         w.sync().unwrap();
         let after = w.stats();
         assert_eq!(after.file_syncs - before.file_syncs, 1, "round {round}");

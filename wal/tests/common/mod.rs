@@ -80,3 +80,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A temporary directory for a test WAL: on `/dev/shm` (tmpfs, where fsync is nearly free)
+/// when it exists, so randomized tests can run many sequences; `WAL_TEST_TMPDIR` overrides.
+pub fn fast_tempdir() -> tempfile::TempDir {
+    if let Ok(d) = std::env::var("WAL_TEST_TMPDIR") {
+        return tempfile::tempdir_in(d).unwrap();
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
