@@ -802,3 +802,227 @@ impl<S: Storage> Raft<S> {
         self.send(peer, Message::AppendEntries(msg));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::StorageError;
+    use crate::mem_storage::MemStorage;
+    use crate::storage::PersistentState;
+
+    fn ent(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            data: vec![index as u8],
+        }
+    }
+
+    /// Node `id` of 3 restarted on storage holding `term` and `entries`.
+    fn node(id: u64, term: u64, entries: Vec<Entry>) -> Raft<MemStorage> {
+        let mut s = MemStorage::new();
+        s.set_hard_state(HardState { term, vote: None }).unwrap();
+        s.append(&entries).unwrap();
+        Raft::new(Config::new(id, 3, 9), s).unwrap()
+    }
+
+    fn leader(term_before: u64, entries: Vec<Entry>) -> Raft<MemStorage> {
+        let mut r = node(0, term_before, entries);
+        while r.role() != Role::Candidate {
+            r.tick().unwrap();
+        }
+        let term = r.term();
+        r.step(Envelope {
+            from: 1,
+            to: 0,
+            msg: Message::RequestVoteReply(RequestVoteReply {
+                term,
+                req_term: term,
+                granted: true,
+            }),
+        })
+        .unwrap();
+        assert!(r.is_leader());
+        r.take_messages();
+        r
+    }
+
+    fn append(term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Envelope {
+        Envelope {
+            from: 0,
+            to: 1,
+            msg: Message::AppendEntries(AppendEntries {
+                term,
+                prev_log_index: prev.0,
+                prev_log_term: prev.1,
+                entries,
+                leader_commit: commit,
+            }),
+        }
+    }
+
+    fn ae_reply(term: u64, req_term: u64, match_index: u64) -> Envelope {
+        Envelope {
+            from: 1,
+            to: 0,
+            msg: Message::AppendEntriesReply(AppendEntriesReply {
+                term,
+                req_term,
+                success: true,
+                match_index,
+                conflict: Conflict::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_stale_append_entries_never_truncates() {
+        let mut f = node(1, 1, vec![]);
+        f.step(append(1, (0, 0), vec![ent(1, 1), ent(2, 1), ent(3, 1)], 0))
+            .unwrap();
+        // The same leader's earlier message, delivered late.
+        f.step(append(1, (0, 0), vec![ent(1, 1)], 0)).unwrap();
+        assert_eq!(f.log().last_index(), 3);
+        let replies = f.take_messages();
+        let Some(Message::AppendEntriesReply(r)) = replies.last().map(|e| &e.msg) else {
+            panic!("no reply");
+        };
+        assert!(r.success);
+        assert_eq!(r.match_index, 1);
+    }
+
+    #[test]
+    fn a_real_conflict_truncates_and_is_persisted() {
+        let store = MemStorage::new();
+        let mut f = Raft::new(Config::new(1, 3, 1), store.clone()).unwrap();
+        f.step(append(1, (0, 0), vec![ent(1, 1), ent(2, 1), ent(3, 1)], 0))
+            .unwrap();
+        f.step(append(2, (1, 1), vec![ent(2, 2)], 0)).unwrap();
+        assert_eq!(f.log().last_index(), 2);
+        assert_eq!(f.log().term(2), Some(2));
+        let mut again = store;
+        let st: PersistentState = again.read_persist().unwrap();
+        assert_eq!(st.entries, vec![ent(1, 1), ent(2, 2)]);
+        assert_eq!(st.hard_state.term, 2);
+    }
+
+    #[test]
+    fn commit_index_is_min_of_leader_commit_and_last_new_entry() {
+        // The follower holds 1..=3 from term 1 but the leader only vouches for 1.
+        let mut f = node(1, 1, vec![ent(1, 1), ent(2, 1), ent(3, 1)]);
+        f.step(append(1, (1, 1), vec![], 3)).unwrap();
+        assert_eq!(f.commit_index(), 1);
+        f.step(append(1, (3, 1), vec![], 3)).unwrap();
+        assert_eq!(f.commit_index(), 3);
+    }
+
+    #[test]
+    fn a_reply_to_an_earlier_terms_request_is_dropped() {
+        let mut l = leader(2, vec![ent(1, 1)]);
+        let term = l.term();
+        l.propose(b"x".to_vec()).unwrap();
+        // A success from the previous term claiming index 2: must not count.
+        l.step(ae_reply(term, term - 1, 2)).unwrap();
+        assert_eq!(l.commit_index(), 0);
+        l.step(ae_reply(term, term, 2)).unwrap();
+        assert_eq!(l.commit_index(), 2);
+    }
+
+    #[test]
+    fn figure8_old_term_entries_are_not_committed_by_counting() {
+        let mut l = leader(2, vec![ent(1, 1), ent(2, 2)]);
+        let term = l.term();
+        assert_eq!(term, 3);
+        l.step(ae_reply(term, term, 2)).unwrap();
+        assert_eq!(l.commit_index(), 0, "index 2 is from term 2: not committed");
+        let (i, _) = l.propose(b"x".to_vec()).unwrap().unwrap();
+        l.step(ae_reply(term, term, i)).unwrap();
+        assert_eq!(
+            l.commit_index(),
+            3,
+            "committing 3 commits 1 and 2 indirectly"
+        );
+        let applied: Vec<u64> = l.take_applies().iter().map(Apply::index).collect();
+        assert_eq!(applied, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn fast_backup_skips_a_whole_conflicting_term() {
+        let mut l = leader(3, vec![ent(1, 1), ent(2, 3), ent(3, 3)]);
+        let term = l.term();
+        // Follower 1 has term 2 at index 3, starting at 2: the leader has no term 2 → next = 2.
+        l.step(Envelope {
+            from: 1,
+            to: 0,
+            msg: Message::AppendEntriesReply(AppendEntriesReply {
+                term,
+                req_term: term,
+                success: false,
+                match_index: 0,
+                conflict: Conflict {
+                    x_term: Some(2),
+                    x_index: 2,
+                    x_len: 6,
+                },
+            }),
+        })
+        .unwrap();
+        let out = l.take_messages();
+        let Some(Message::AppendEntries(ae)) = out.last().map(|e| &e.msg) else {
+            panic!("no retry");
+        };
+        assert_eq!(ae.prev_log_index, 1);
+        assert_eq!(ae.entries.len(), 2);
+    }
+
+    /// Storage whose every write fails.
+    struct Broken;
+    impl Storage for Broken {
+        fn read_persist(&mut self) -> Result<PersistentState, StorageError> {
+            Ok(PersistentState::default())
+        }
+        fn set_hard_state(&mut self, _: HardState) -> Result<(), StorageError> {
+            Err("disk on fire".into())
+        }
+        fn append(&mut self, _: &[Entry]) -> Result<(), StorageError> {
+            Err("disk on fire".into())
+        }
+        fn truncate_suffix(&mut self, _: u64) -> Result<(), StorageError> {
+            Err("disk on fire".into())
+        }
+        fn save_snapshot(&mut self, _: SnapshotMeta, _: &[u8]) -> Result<(), StorageError> {
+            Err("disk on fire".into())
+        }
+        fn sync(&mut self) -> Result<(), StorageError> {
+            Err("disk on fire".into())
+        }
+        fn last_index(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn a_failed_persist_stops_the_node_and_nothing_leaves() {
+        let mut r = Raft::new(Config::new(0, 3, 1), Broken).unwrap();
+        let mut err = None;
+        for _ in 0..100 {
+            if let Err(e) = r.tick() {
+                err = Some(e);
+                break;
+            }
+        }
+        assert!(matches!(
+            err,
+            Some(Error::Storage {
+                op: "set_hard_state",
+                ..
+            })
+        ));
+        assert!(
+            r.take_messages().is_empty(),
+            "the RequestVotes depend on the vote"
+        );
+        assert!(matches!(r.tick(), Err(Error::Stopped { .. })));
+        assert!(r.fatal_error().is_some());
+    }
+}
