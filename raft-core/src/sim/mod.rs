@@ -29,7 +29,7 @@ pub use tester::{
 };
 
 /// Seeds per scenario and store when `RAFT_SEEDS` is not set.
-pub const DEFAULT_SEEDS: u64 = 3;
+pub const DEFAULT_SEEDS: u64 = 10;
 
 /// One lab scenario: its name and the cluster the lab's `make_config` builds for it.
 #[derive(Clone, Copy)]
