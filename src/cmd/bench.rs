@@ -170,6 +170,7 @@ pub fn run(args: Args) -> CmdResult {
         plan.wal_opts.preallocate
     );
 
+    println!("load average at start: {}", loadavg());
     let started = Instant::now();
     let results = measure(&plan, work.path())?;
     let recovery = if plan.recovery_mib.is_empty() {
@@ -178,6 +179,7 @@ pub fn run(args: Args) -> CmdResult {
         recovery::measure(&plan, work.path())?
     };
     let total = started.elapsed();
+    println!("load average at end: {}", loadavg());
 
     let table = report::Report::new(&plan, &results);
     println!();
@@ -360,6 +362,13 @@ fn run_slice(
         #[cfg(not(feature = "raft-engine"))]
         System::RaftEngine => Err("built without the raft-engine feature".into()),
     }
+}
+
+/// The 1, 5 and 15 minute load averages: how busy the machine was besides this run.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// Kernel, CPU count and model, for the record.
