@@ -182,6 +182,15 @@ pub(crate) fn scan<V: Vfs>(
             },
             SegmentHeaderError::Damaged(reason) => Error::corrupt(&path, 0, None, reason),
         })?;
+        if h.first_index == 0 {
+            // Log indices start at 1: a segment claiming index 0 is not one we wrote.
+            return Err(Error::corrupt(
+                &path,
+                seg::OFF_FIRST_INDEX as u64,
+                None,
+                "segment header says first index 0; log indices start at 1",
+            ));
+        }
         if h.first_index != first {
             return Err(Error::corrupt(
                 &path,
