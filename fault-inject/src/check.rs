@@ -211,7 +211,7 @@ fn check_snapshot(model: &Model, rec: &Recovered) -> Result<(), String> {
     match &rec.snapshot {
         Some((meta, data)) => {
             match model.snapshots.get(meta) {
-                Some(want) if want == data => {}
+                Some(saved) if saved.contains(data) => {}
                 Some(_) => {
                     return Err(format!(
                         "snapshot {meta:?} data differs from what was saved"
@@ -227,9 +227,14 @@ fn check_snapshot(model: &Model, rec: &Recovered) -> Result<(), String> {
             }
         }
         None => {
-            if rec.base.index > 0 && model.snapshots.contains_key(&rec.base) {
+            let from_snapshot = if rec.base == model.base {
+                model.base_has_snapshot
+            } else {
+                matches!(&model.in_flight, Some(Op::SaveSnapshot(m, _)) if *m == rec.base)
+            };
+            if rec.base.index > 0 && from_snapshot {
                 return Err(format!(
-                    "the log base {:?} came from a saved snapshot, but no snapshot is found",
+                    "the log base {:?} was set by save_snapshot, but no snapshot is found",
                     rec.base
                 ));
             }
@@ -241,11 +246,15 @@ fn check_snapshot(model: &Model, rec: &Recovered) -> Result<(), String> {
 /// After a successful check following a crash: the recovered state is now what is durable,
 /// so it becomes the acknowledged state (entries lost beyond it must never come back).
 pub fn promote(model: &mut Model, rec: &Recovered) {
+    if rec.last > model.acked_last {
+        model.last_group_start = model.acked_last + 1;
+    }
     model.hard = rec.hard;
     model.base = rec.base;
     model.last = rec.last;
     model.acked_last = rec.last;
     model.log = rec.entries.iter().map(|e| (e.index, e.clone())).collect();
+    model.base_has_snapshot = matches!(&rec.snapshot, Some((m, _)) if *m == rec.base);
     model.in_flight = None;
 }
 

@@ -79,8 +79,16 @@ pub struct Model {
     /// What was appended at each index above the base since that index was last truncated:
     /// the only entry allowed there.
     pub log: BTreeMap<u64, Entry>,
-    /// Data of every snapshot saved, by its meta.
-    pub snapshots: BTreeMap<SnapshotMeta, Vec<u8>>,
+    /// Data of every snapshot whose save was attempted, by its meta (a save that failed or
+    /// was cut may still have reached the disk).
+    pub snapshots: BTreeMap<SnapshotMeta, Vec<Vec<u8>>>,
+    /// First index of the last group of entries made durable together (by one `sync`, or by
+    /// a crash that happened to keep unsynced appends): a damaged record in this group is
+    /// indistinguishable from a torn append.
+    pub last_group_start: u64,
+    /// Whether the acknowledged base was set by `save_snapshot` (so its snapshot must be
+    /// readable), rather than by `compact`.
+    pub base_has_snapshot: bool,
     /// The operation whose outcome is unknown (failed, or cut by a crash), if any.
     pub in_flight: Option<Op>,
 }
@@ -108,10 +116,19 @@ impl Model {
     pub fn begin(&mut self, op: &Op) {
         self.in_flight = Some(op.clone());
         // Appended entries may reach the disk even if the call fails half-way.
-        if let Op::Append(es) = op {
-            for e in es {
-                self.log.insert(e.index, e.clone());
+        match op {
+            Op::Append(es) => {
+                for e in es {
+                    self.log.insert(e.index, e.clone());
+                }
             }
+            Op::SaveSnapshot(meta, data) => {
+                let saved = self.snapshots.entry(*meta).or_default();
+                if !saved.contains(data) {
+                    saved.push(data.clone());
+                }
+            }
+            _ => {}
         }
     }
 
@@ -125,7 +142,12 @@ impl Model {
                     self.last = e.index;
                 }
             }
-            Op::Sync => self.acked_last = self.last,
+            Op::Sync => {
+                if self.last > self.acked_last {
+                    self.last_group_start = self.acked_last + 1;
+                }
+                self.acked_last = self.last;
+            }
             Op::SetHardState(hs) => self.hard = *hs,
             Op::TruncateSuffix(from) => {
                 let keep = from.saturating_sub(1);
@@ -133,10 +155,15 @@ impl Model {
                 self.last = self.last.min(keep);
                 self.acked_last = self.acked_last.min(keep);
             }
-            Op::Compact(index) => self.move_base(*index),
-            Op::SaveSnapshot(meta, data) => {
-                self.snapshots.insert(*meta, data.clone());
+            Op::Compact(index) => {
+                if *index > self.base.index {
+                    self.base_has_snapshot = false;
+                }
+                self.move_base(*index);
+            }
+            Op::SaveSnapshot(meta, _) => {
                 self.move_base(meta.index);
+                self.base_has_snapshot = true;
             }
         }
     }

@@ -42,6 +42,10 @@ pub struct Args {
     /// Longest the child runs before it is killed, in milliseconds (real mode).
     #[arg(long, default_value_t = 200)]
     pub max_kill_delay_ms: u64,
+    /// After an injected I/O error, cut the power at once instead of first reopening the WAL
+    /// without a crash (simulated mode).
+    #[arg(long)]
+    pub crash_after_io_error: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -147,6 +151,7 @@ impl Budget {
 fn run_sim(args: &Args, seed: u64) -> CmdResult {
     let mut cfg = TortureConfig::with_seed(seed);
     cfg.opts.segment_size = args.segment_size;
+    cfg.reopen_after_error = !args.crash_after_io_error;
     let budget = Budget::new(args, 1000);
     let bar = budget.bar(args.quiet, args)?;
     let mut torture = match Torture::new(cfg) {
@@ -186,8 +191,13 @@ fn report_violation(
         .as_ref()
         .map(|d| format!(" --real {}", d.display()))
         .unwrap_or_default();
+    let flag = if args.crash_after_io_error {
+        " --crash-after-io-error"
+    } else {
+        ""
+    };
     eprintln!(
-        "seed {seed}; reproduce with:\n  raftwal torture --seed {seed} --cycles {cycle} --segment-size {}{real}",
+        "seed {seed}; reproduce with:\n  raftwal torture --seed {seed} --cycles {cycle} --segment-size {}{flag}{real}",
         args.segment_size
     );
     ExitCode::from(1)
