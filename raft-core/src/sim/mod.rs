@@ -121,8 +121,14 @@ pub fn run_scenario(scenario: &Scenario, store: StoreKind, test_file: &str, test
     let wall = t0.elapsed();
     let passed: Vec<&SeedOutcome> = outcomes.iter().filter(|o| o.result.is_ok()).collect();
     let k = passed.len().max(1) as f64;
-    let mean =
-        |f: &dyn Fn(&RunStats) -> u64| passed.iter().map(|o| f(&o.stats) as f64).sum::<f64>() / k;
+    let mean = |f: &dyn Fn(&RunStats) -> u64| {
+        passed
+            .iter()
+            .map(|o| f(&o.stats) as f64)
+            .sum::<f64>()
+            .max(0.0)
+            / k
+    };
     let line = format!(
         "scenario {:<26} part {} store {} seeds {:>5} passed {:>5} failed {:>3} | sim mean {:>6.1} s max {:>6.1} s | rpcs mean {:>7.0} | bytes mean {:>9.0} | crashes mean {:>5.1} (mid-persist {:>4.1}) | wall {:>7.2} s",
         scenario.name,
