@@ -270,10 +270,12 @@ fn classify(fx: &Fixture, r: wal::Result<Wal>) -> Outcome {
 }
 
 /// Opens `dir` under `catch_unwind` (observing the state too); `Err` carries a panic message.
+/// After a successful open, a second (strict) open must find the same state: the repair is
+/// durable and idempotent.
 fn open(fx: &Fixture, dir: &Path, mode: RecoveryMode) -> Result<(Outcome, Vec<String>), String> {
     catch_unwind(AssertUnwindSafe(|| {
         let r = Wal::open(dir, opts(mode));
-        let cut = match &r {
+        let mut cut: Vec<String> = match &r {
             Ok(w) => w
                 .recovery_report()
                 .corruption_truncated
@@ -282,7 +284,28 @@ fn open(fx: &Fixture, dir: &Path, mode: RecoveryMode) -> Result<(Outcome, Vec<St
                 .collect(),
             Err(_) => Vec::new(),
         };
-        (classify(fx, r), cut)
+        let first = r.as_ref().ok().map(observe);
+        let outcome = classify(fx, r);
+        if let Some(Ok(st)) = first {
+            match Wal::open(dir, opts(RecoveryMode::Strict)) {
+                Ok(w) if observe(&w).as_ref() == Ok(&st) => {}
+                Ok(w) => {
+                    let again = observe(&w).map(|s| (s.base, s.entries.len(), s.hard));
+                    return (
+                        Outcome::Other(format!("a second open differs: {again:?}")),
+                        cut,
+                    );
+                }
+                Err(e) => {
+                    cut.clear();
+                    return (
+                        Outcome::Other(format!("a second open after the repair fails: {e}")),
+                        cut,
+                    );
+                }
+            }
+        }
+        (outcome, cut)
     }))
     .map_err(|p| {
         p.downcast_ref::<String>()
@@ -377,6 +400,12 @@ fn run_case(
             match open(fx, dir, RecoveryMode::TruncateCorrupt) {
                 Err(p) => t.fail(case, format!("PANIC under TruncateCorrupt: {p}")),
                 Ok((Outcome::Prefix(last), cut)) if !cut.is_empty() => {
+                    if let Error::Corrupt { index: Some(i), .. } = &e {
+                        // (Damage among compacted entries leaves at most the base.)
+                        if last >= *i && last > fx.state.base.index {
+                            t.fail(case, format!("TruncateCorrupt kept {last}, damage at {i}"));
+                        }
+                    }
                     if !fx.batch_ends.contains(&last) {
                         t.fail(
                             case,
