@@ -19,11 +19,18 @@
 //!               if failed                      -> return Err(Poisoned)
 //!               if no sync in flight           -> become leader:
 //!                   syncing = true; unlock state
+//!                   yield while threads are queued for the wal lock (bounded)
 //!                   lock wal; target = appended; wal.sync(); unlock wal
 //!                   lock state; synced = target (or failed = cause); syncing = false
 //!                   notify_all
 //!               else                           -> wait on the condvar
 //! ```
+//!
+//! `sync` needs `&mut Wal`, so appends cannot run while a sync is in flight: the threads that
+//! arrive meanwhile queue for the WAL lock. A new leader first lets those queued threads take
+//! the lock and append, so one sync covers them all (with 16 writers on 2 CPUs this took
+//! commits per sync from about 5 to about 8). Appends overlapping the fdatasync itself would
+//! need the WAL to expose the write-out and the fdatasync separately.
 //!
 //! The leader reads `target` under the WAL lock, after every closure that took the lock before
 //! it, so every ticket `<= target` had its appends buffered before `sync` wrote them out:
@@ -34,6 +41,7 @@
 //! commit, gets [`Error::Poisoned`] naming the original failure; the leader gets the original
 //! error itself. Tickets already covered by an earlier successful sync stay acknowledged.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -41,11 +49,17 @@ use crate::io::{StdVfs, Vfs};
 use crate::types::Stats;
 use crate::wal::Wal;
 
+/// How many times a new leader yields to threads queued for the WAL lock before it syncs.
+const MAX_YIELDS: usize = 32;
+
 /// A [`Wal`] shared between threads, whose commits share `fdatasync`s (group commit).
 pub struct GroupCommit<V: Vfs = StdVfs> {
     inner: Mutex<Inner<V>>,
     state: Mutex<SyncState>,
     synced_cond: Condvar,
+    /// Threads queued for the WAL lock to run their closure: a new leader lets them in
+    /// before it syncs, so their appends ride its sync instead of waiting for the next one.
+    queued: AtomicUsize,
 }
 
 /// What the WAL lock protects: the WAL and the number of the last closure that ran.
@@ -74,6 +88,7 @@ impl<V: Vfs> GroupCommit<V> {
             inner: Mutex::new(Inner { wal, appended: 0 }),
             state: Mutex::new(SyncState::default()),
             synced_cond: Condvar::new(),
+            queued: AtomicUsize::new(0),
         }
     }
 
@@ -83,7 +98,10 @@ impl<V: Vfs> GroupCommit<V> {
     /// error and every other covered caller [`Error::Poisoned`] naming it.
     pub fn commit<R>(&self, f: impl FnOnce(&mut Wal<V>) -> Result<R>) -> Result<R> {
         let (value, ticket) = {
-            let mut inner = self.lock_inner()?;
+            self.queued.fetch_add(1, Ordering::SeqCst);
+            let inner = self.lock_inner();
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            let mut inner = inner?;
             let value = f(&mut inner.wal)?;
             inner.appended += 1;
             (value, inner.appended)
@@ -161,6 +179,16 @@ impl<V: Vfs> GroupCommit<V> {
 
     /// Syncs the WAL; returns the highest ticket the sync covered.
     fn sync_as_leader(&self) -> Result<u64> {
+        // Threads already queued for the WAL lock take it first (bounded, so a steady stream
+        // of arrivals cannot starve the sync): their appends join this sync. Without this the
+        // leader, freshly woken or never descheduled, tends to win the lock ahead of them and
+        // sync alone, and each queued thread later pays a sync of its own.
+        for _ in 0..MAX_YIELDS {
+            if self.queued.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            std::thread::yield_now();
+        }
         let mut inner = self.lock_inner()?;
         let target = inner.appended;
         inner.wal.sync()?;
