@@ -489,7 +489,7 @@ pub fn run(args: Args) -> CmdResult {
         root.display()
     );
     println!(
-        "replay the schedule: raftwal demo --nodes {n} --duration {} --seed {seed}",
+        "same crash schedule and election timeouts (thread timing differs): raftwal demo --nodes {n} --duration {} --seed {seed}",
         args.duration
     );
 
