@@ -169,39 +169,53 @@ pub(crate) fn scan<V: Vfs>(
     let mut maps = Vec::new();
     let mut max_seq = 0;
     let mut max_group = 0;
-    for (first, path) in seg_names {
+    let mut seg_iter = seg_names.into_iter();
+    while let Some((first, path)) = seg_iter.next() {
         let file = vfs
             .open(&path, mode)
             .map_err(|e| Error::io("open", &path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         let map = file.map(len).map_err(|e| Error::io("map", &path, e))?;
-        let h = decode_segment_header(&map).map_err(|e| match e {
-            SegmentHeaderError::Foreign(reason) => Error::NotAWalFile {
-                path: path.clone(),
-                reason,
-            },
-            SegmentHeaderError::Damaged(reason) => Error::corrupt(&path, 0, None, reason),
-        })?;
-        if h.first_index == 0 {
+        let h = match decode_segment_header(&map) {
+            Err(SegmentHeaderError::Foreign(reason)) => {
+                // Not ours (or a version we cannot read): never removed, whatever the mode.
+                return Err(Error::NotAWalFile { path, reason });
+            }
+            Err(SegmentHeaderError::Damaged(reason)) => Err((0, reason)),
             // Log indices start at 1: a segment claiming index 0 is not one we wrote.
-            return Err(Error::corrupt(
-                &path,
+            Ok(h) if h.first_index == 0 => Err((
                 seg::OFF_FIRST_INDEX as u64,
-                None,
-                "segment header says first index 0; log indices start at 1",
-            ));
-        }
-        if h.first_index != first {
-            return Err(Error::corrupt(
-                &path,
+                "segment header says first index 0; log indices start at 1".to_string(),
+            )),
+            Ok(h) if h.first_index != first => Err((
                 seg::OFF_FIRST_INDEX as u64,
-                None,
                 format!(
                     "segment header says first index {}, the file name {first}",
                     h.first_index
                 ),
-            ));
-        }
+            )),
+            Ok(h) => Ok(h),
+        };
+        let h = match h {
+            Ok(h) => h,
+            Err((offset, reason)) if recovery == RecoveryMode::Strict => {
+                return Err(Error::corrupt(&path, offset, None, reason));
+            }
+            Err((offset, reason)) => {
+                // The operator's choice: the log ends before this segment; it and every
+                // later segment are removed.
+                warn!(file = %path.display(), offset, reason = %reason,
+                    "damaged segment header: cutting the log before this segment");
+                report.corruption_truncated.push((
+                    path.display().to_string(),
+                    offset,
+                    format!("{reason}; this segment and every later one removed"),
+                ));
+                remove.push(path);
+                remove.extend(seg_iter.by_ref().map(|(_, p)| p));
+                break;
+            }
+        };
         max_seq = max_seq.max(h.seq);
         max_group = max_group.max(h.first_group);
         segs.push(Segment::from_parts(

@@ -36,8 +36,10 @@ pub enum RecoveryMode {
     /// dropped without an operator's decision).
     #[default]
     Strict,
-    /// Operator's explicit choice: cut the log at the first bad record, dropping it and
-    /// everything after it, and open. Each cut is logged and reported in
+    /// Operator's explicit choice: cut the log at the first bad record (or before a segment
+    /// whose header is damaged), dropping it and everything after it, and open. A HEADER
+    /// that cannot be read, a snapshot that does not verify and a file that is not ours are
+    /// still refused. Each cut is logged and reported in
     /// [`RecoveryReport::corruption_truncated`]. Use only when the lost entries can be
     /// recovered from peers (a Raft follower can re-fetch them from the leader).
     TruncateCorrupt,

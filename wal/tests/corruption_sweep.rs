@@ -394,8 +394,10 @@ fn run_case(
             if let Err(why) = error_ok(&e, file) {
                 t.fail(case, why);
             }
-            let in_record = matches!(&e, Error::Corrupt { path, offset, .. }
-                if path.extension().is_some_and(|x| x == "wal") && *offset >= 64);
+            // Damage in a segment (a record or the segment header) is cut by TruncateCorrupt;
+            // a damaged HEADER or snapshot, or a file that is not ours, is still refused.
+            let in_segment = matches!(&e, Error::Corrupt { path, .. }
+                if path.extension().is_some_and(|x| x == "wal"));
             write_dir(dir, image);
             match open(fx, dir, RecoveryMode::TruncateCorrupt) {
                 Err(p) => t.fail(case, format!("PANIC under TruncateCorrupt: {p}")),
@@ -415,12 +417,12 @@ fn run_case(
                     t.truncate_corrupt_opened += 1;
                 }
                 Ok((Outcome::Same, cut)) if !cut.is_empty() => t.truncate_corrupt_opened += 1,
-                Ok((Outcome::Error(e2), _)) if !in_record && e2.is_corruption() => {
+                Ok((Outcome::Error(e2), _)) if !in_segment && e2.is_corruption() => {
                     t.truncate_corrupt_refused += 1
                 }
                 Ok((Outcome::Error(e2), _)) => t.fail(
                     case,
-                    format!("TruncateCorrupt still refuses a record-level corruption ({e}): {e2}"),
+                    format!("TruncateCorrupt still refuses a segment's corruption ({e}): {e2}"),
                 ),
                 Ok((Outcome::Prefix(last), _)) => t.fail(
                     case,
@@ -436,7 +438,7 @@ fn report(what: &str, t: &Tally) {
     eprintln!(
         "{what}: {} cases: {} same state, {} final-group prefix, {} previous header slot, \
          {} snapshot data reported corrupt on read, {} corruption errors (TruncateCorrupt: \
-         {} opened a reported prefix, {} refused: not a record), {} failures",
+         {} opened a reported prefix, {} refused: HEADER, snapshot or not ours), {} failures",
         t.cases,
         t.same,
         t.prefix,
