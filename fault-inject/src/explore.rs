@@ -36,6 +36,8 @@ pub struct ExploreConfig {
     pub recovery_plans: usize,
     /// The WAL directory in the simulated file system.
     pub dir: PathBuf,
+    /// Tear unit of the simulated disk (512; 64 tears inside a header slot).
+    pub sector_size: u64,
 }
 
 impl Default for ExploreConfig {
@@ -44,11 +46,14 @@ impl Default for ExploreConfig {
             seed: 1,
             opts: Options {
                 segment_size: 4096,
+                // Appends are written out at once, so several writes await one sync.
+                write_buffer: 256,
                 ..Options::default()
             },
             plans_per_point: 256,
             recovery_plans: 4,
             dir: PathBuf::from("/wal"),
+            sector_size: crate::sim_fs::SECTOR_SIZE,
         }
     }
 }
@@ -92,6 +97,7 @@ const MAX_VIOLATIONS: usize = 20;
 pub fn explore(ops: &[Op], cfg: &ExploreConfig) -> ExploreReport {
     let mut report = ExploreReport::default();
     let fs = SimFs::new(cfg.seed);
+    fs.set_sector_size(cfg.sector_size);
     if let Err(e) = fs.create_dir_all(&cfg.dir) {
         report
             .violations

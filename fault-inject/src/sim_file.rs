@@ -43,29 +43,37 @@ impl SimFile {
 
     fn sync(&self, what: &'static str) -> io::Result<()> {
         let mut st = self.state()?;
+        let path = st
+            .disk
+            .path_of(self.ino)
+            .unwrap_or_else(|| self.path.clone());
         st.disk.counters.file_syncs += 1;
-        st.disk.counters.file(&self.path).syncs += 1;
-        if let Some(Fault::SyncEio { failure, .. }) = st.disk.fire(&self.path, FaultKind::Sync) {
+        st.disk.counters.file(&path).syncs += 1;
+        if let Some(Fault::SyncEio { failure, .. }) = st.disk.fire(&path, FaultKind::Sync) {
             st.disk.fail_sync(self.ino, failure);
-            st.served(|| format!("{what} {} (EIO)", self.path.display()));
-            return Err(eio(&format!("{what} {}", self.path.display())));
+            st.served(|| format!("{what} {} (EIO)", path.display()));
+            return Err(eio(&format!("{what} {}", path.display())));
         }
         st.disk.inode_mut(self.ino)?.sync();
-        st.served(|| format!("{what} {}", self.path.display()));
+        st.served(|| format!("{what} {}", path.display()));
         Ok(())
     }
 
     /// Changes the length (set_len / allocate), subject to the space budget.
     fn resize(&self, len: u64, what: &'static str) -> io::Result<()> {
         let mut st = self.writable_state()?;
+        let path = st
+            .disk
+            .path_of(self.ino)
+            .unwrap_or_else(|| self.path.clone());
         let old = st.disk.inode_mut(self.ino)?.live.len() as u64;
         if st.disk.space_for(len.saturating_sub(old)).is_err() {
             st.disk.fault_counts.enospc += 1;
-            st.served(|| format!("{what} {} {len} (ENOSPC)", self.path.display()));
-            return Err(no_space(&self.path));
+            st.served(|| format!("{what} {} {len} (ENOSPC)", path.display()));
+            return Err(no_space(&path));
         }
         st.disk.inode_mut(self.ino)?.push(PendingOp::SetLen(len));
-        st.served(|| format!("{what} {} {len}", self.path.display()));
+        st.served(|| format!("{what} {} {len}", path.display()));
         Ok(())
     }
 }
@@ -75,13 +83,17 @@ impl wal::VfsFile for SimFile {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut st = self.state()?;
+        let path = st
+            .disk
+            .path_of(self.ino)
+            .unwrap_or_else(|| self.path.clone());
         st.disk.counters.reads += 1;
-        st.disk.counters.file(&self.path).reads += 1;
+        st.disk.counters.file(&path).reads += 1;
         let live_len = st.disk.inode_mut(self.ino)?.live.len();
         let start = to_usize(offset).min(live_len);
         let n = buf.len().min(live_len - start);
-        if n > 0 && st.disk.read_fails(&self.path, offset, n as u64) {
-            return Err(eio(&format!("read {} at {offset}", self.path.display())));
+        if n > 0 && st.disk.read_fails(&path, offset, n as u64) {
+            return Err(eio(&format!("read {} at {offset}", path.display())));
         }
         let live = &st.disk.inode_mut(self.ino)?.live;
         buf[..n].copy_from_slice(&live[start..start + n]);
@@ -90,24 +102,27 @@ impl wal::VfsFile for SimFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let mut st = self.writable_state()?;
+        let path = st
+            .disk
+            .path_of(self.ino)
+            .unwrap_or_else(|| self.path.clone());
         st.disk.counters.writes += 1;
         st.disk.counters.bytes_written += buf.len() as u64;
-        let fc = st.disk.counters.file(&self.path);
+        let fc = st.disk.counters.file(&path);
         fc.writes += 1;
         fc.bytes_written += buf.len() as u64;
-        let describe =
-            |tag: &str| format!("write {} {}@{offset}{tag}", self.path.display(), buf.len());
-        if st.disk.fire(&self.path, FaultKind::Write).is_some() {
+        let describe = |tag: &str| format!("write {} {}@{offset}{tag}", path.display(), buf.len());
+        if st.disk.fire(&path, FaultKind::Write).is_some() {
             st.disk.fail_write(self.ino, buf, offset);
             st.served(|| describe(" (EIO)"));
-            return Err(eio(&format!("write {}", self.path.display())));
+            return Err(eio(&format!("write {}", path.display())));
         }
         let old = st.disk.inode_mut(self.ino)?.live.len() as u64;
         let growth = (offset + buf.len() as u64).saturating_sub(old);
         if let Err(fits) = st.disk.space_for(growth) {
             st.disk.short_write(self.ino, buf, offset, fits);
             st.served(|| describe(" (ENOSPC)"));
-            return Err(no_space(&self.path));
+            return Err(no_space(&path));
         }
         st.disk.inode_mut(self.ino)?.push(PendingOp::Write {
             offset,
@@ -145,20 +160,24 @@ impl wal::VfsFile for SimFile {
 
     fn map(&self, len: u64) -> io::Result<Box<[u8]>> {
         let mut st = self.state()?;
+        let path = st
+            .disk
+            .path_of(self.ino)
+            .unwrap_or_else(|| self.path.clone());
         st.disk.counters.reads += 1;
-        st.disk.counters.file(&self.path).reads += 1;
+        st.disk.counters.file(&path).reads += 1;
         let live_len = st.disk.inode_mut(self.ino)?.live.len() as u64;
         if len > live_len {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
                     "cannot map {len} bytes of a {live_len}-byte file {}",
-                    self.path.display()
+                    path.display()
                 ),
             ));
         }
-        if len > 0 && st.disk.read_fails(&self.path, 0, len) {
-            return Err(eio(&format!("map {}", self.path.display())));
+        if len > 0 && st.disk.read_fails(&path, 0, len) {
+            return Err(eio(&format!("map {}", path.display())));
         }
         let live = &st.disk.inode_mut(self.ino)?.live;
         Ok(live[..to_usize(len)].to_vec().into_boxed_slice())

@@ -387,6 +387,15 @@ impl Disk {
             .sum()
     }
 
+    /// The current live name of inode `ino` (after renames), if it has one.
+    pub(crate) fn path_of(&self, ino: InodeId) -> Option<PathBuf> {
+        self.ns
+            .live
+            .iter()
+            .find(|(_, i)| **i == ino)
+            .map(|(p, _)| p.clone())
+    }
+
     pub(crate) fn lookup(&self, path: &Path) -> io::Result<InodeId> {
         self.ns.live.get(path).copied().ok_or_else(|| {
             io::Error::new(

@@ -195,11 +195,16 @@ pub fn exploration_workload(rng: &mut StdRng) -> Vec<Op> {
             vote: Some(1),
         }),
     );
-    let batch = next_entries(&model, rng, 3, 600..=700);
-    push(&mut model, Op::Append(batch));
+    for (n, len) in [(2, 500..=600), (1, 600..=700)] {
+        let batch = next_entries(&model, rng, n, len);
+        push(&mut model, Op::Append(batch));
+    }
     push(&mut model, Op::Sync);
-    let batch = next_entries(&model, rng, 4, 800..=900);
-    push(&mut model, Op::Append(batch));
+    // One batch of three (the truncation below cuts inside it) and one of one.
+    for (n, len) in [(3, 800..=900), (1, 800..=900)] {
+        let batch = next_entries(&model, rng, n, len);
+        push(&mut model, Op::Append(batch));
+    }
     push(&mut model, Op::Sync);
     push(
         &mut model,
@@ -216,8 +221,10 @@ pub fn exploration_workload(rng: &mut StdRng) -> Vec<Op> {
         }),
     );
     push(&mut model, Op::TruncateSuffix(6));
-    let batch = next_entries(&model, rng, 2, 300..=400);
-    push(&mut model, Op::Append(batch));
+    for (n, len) in [(2, 300..=400), (1, 300..=400)] {
+        let batch = next_entries(&model, rng, n, len);
+        push(&mut model, Op::Append(batch));
+    }
     push(&mut model, Op::Sync);
     let term = model.term(3).unwrap_or(1);
     push(
@@ -231,8 +238,10 @@ pub fn exploration_workload(rng: &mut StdRng) -> Vec<Op> {
     push(&mut model, Op::Append(batch));
     push(&mut model, Op::Sync);
     push(&mut model, Op::Compact(5));
-    let batch = next_entries(&model, rng, 2, 100..=200);
-    push(&mut model, Op::Append(batch));
+    for (n, len) in [(2, 100..=200), (1, 100..=200)] {
+        let batch = next_entries(&model, rng, n, len);
+        push(&mut model, Op::Append(batch));
+    }
     ops
 }
 
