@@ -172,33 +172,14 @@ pub(crate) fn decode_frame(buf: &[u8], off: usize, identity: &crc32fast::Hasher)
     }
     let payload = &rest[rec::HEADER_LEN..rec::HEADER_LEN + len];
     let crc = record_crc(identity, hbytes, payload);
-    let mut header = header;
     if crc != header.crc {
-        if !verifies_as_batch_end(identity, hbytes, payload) {
-            return Frame::Bad(format!(
-                "record checksum mismatch (stored {:#010x}, computed {crc:#010x})",
-                header.crc
-            ));
-        }
-        // A torn rewrite of this record's batch-end bit by `truncate_suffix` (checksum and
-        // group word from different writes): the record is intact and was being marked as
-        // the end of its batch.
-        header.batch_end = true;
+        return Frame::Bad(format!(
+            "record checksum mismatch (stored {:#010x}, computed {crc:#010x})",
+            header.crc
+        ));
     }
     let end = (off + record_len(len)).min(buf.len());
     Frame::Record { header, end }
-}
-
-/// True if the record header `hbytes` verifies against its stored checksum once its
-/// batch-end bit is toggled: what a torn rewrite of the bit leaves
-/// (new checksum with the old group word, or old checksum with the new group word).
-fn verifies_as_batch_end(identity: &crc32fast::Hasher, hbytes: &[u8], payload: &[u8]) -> bool {
-    let stored = LE::read_u32(&hbytes[0..4]);
-    let mut flipped = [0u8; rec::HEADER_LEN];
-    flipped.copy_from_slice(&hbytes[..rec::HEADER_LEN]);
-    let word = LE::read_u64(&flipped[rec::OFF_GROUP..rec::OFF_GROUP + 8]) ^ rec::BATCH_END;
-    LE::write_u64(&mut flipped[rec::OFF_GROUP..rec::OFF_GROUP + 8], word);
-    record_crc(identity, &flipped, payload) == stored
 }
 
 /// True if every byte of `buf` is zero (fast path on 8-byte words).

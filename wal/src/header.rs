@@ -333,4 +333,21 @@ mod tests {
             Err(Error::NotAWalFile { .. })
         ));
     }
+
+    #[test]
+    fn errors_name_the_offset_of_the_bad_slot() {
+        let p = Path::new("HEADER");
+        let mut file = vec![0u8; FILE_LEN];
+        file[..SLOT_LEN].copy_from_slice(&encode_slot(0, 2, &st(1, None)));
+        file[SLOT_LEN..].copy_from_slice(&encode_slot(1, 3, &st(1, Some(1))));
+        file[3] ^= 0xff; // slot 0's magic
+        file[SLOT_LEN + 30] ^= 1; // slot 1's checksum
+        let msg = decode_file(p, &file).unwrap_err().to_string();
+        assert!(msg.contains("slot 0 at offset 0"), "{msg}");
+        assert!(msg.contains("slot 1 at offset 512"), "{msg}");
+        let msg = decode_file(p, &file[..700]).unwrap_err().to_string();
+        assert!(msg.contains("offset 700"), "{msg}");
+        let msg = decode_file(p, &[0u8; FILE_LEN]).unwrap_err().to_string();
+        assert!(msg.contains("offset 512"), "{msg}");
+    }
 }
