@@ -168,3 +168,37 @@ fn appends_after_reopen_continue_in_the_active_segment() {
     let w = Wal::open(dir.path(), small_opts()).unwrap();
     assert_log(&w, 1, &all);
 }
+
+#[test]
+fn reopening_with_another_segment_size_or_preallocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = Vec::new();
+    for (round, (size, prealloc)) in [
+        (4096u64, true),
+        (1 << 20, false),
+        (8192, true),
+        (4096, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let opts = Options {
+            segment_size: size,
+            preallocate: prealloc,
+            ..Options::default()
+        };
+        let mut w = Wal::open(dir.path(), opts.clone()).unwrap();
+        assert_log(&w, 1, &all);
+        let lo = all.len() as u64 + 1;
+        let b: Vec<_> = (lo..lo + 40)
+            .map(|i| ent(i, round as u64 + 1, 150))
+            .collect();
+        for c in b.chunks(4) {
+            w.append_sync(c).unwrap();
+        }
+        all.extend(b);
+        drop(w);
+        let w = Wal::open(dir.path(), opts).unwrap();
+        assert_log(&w, 1, &all);
+    }
+}
