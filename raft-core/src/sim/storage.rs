@@ -44,7 +44,7 @@ pub const WAL_DIR: &str = "/raft";
 /// lives in memory).
 pub fn sim_wal_options() -> Options {
     Options {
-        segment_size: 256 << 10,
+        segment_size: 4 << 10,
         preallocate: false,
         write_buffer: 64 << 10,
         ..Options::default()
@@ -74,6 +74,14 @@ impl Disk {
                 let wal = Wal::open_with(fs.clone(), Path::new(WAL_DIR), sim_wal_options())?;
                 Ok(SimStorage::Wal(Box::new(WalStorage::new(wal))))
             }
+        }
+    }
+
+    /// The files in the WAL directory (none for MemStorage).
+    pub(crate) fn files(&self) -> Vec<String> {
+        match self {
+            Disk::Mem(_) => Vec::new(),
+            Disk::Wal(fs) => wal::Vfs::list(fs, Path::new(WAL_DIR)).unwrap_or_default(),
         }
     }
 

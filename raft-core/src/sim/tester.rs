@@ -176,6 +176,10 @@ impl Tester {
     pub fn get_state(&self, i: usize) -> Option<(u64, bool)> {
         self.nodes[i].as_ref().map(|r| r.state())
     }
+    /// The files on node `i`'s simulated disk (WAL store only; empty for MemStorage).
+    pub fn disk_files(&self, i: usize) -> Vec<String> {
+        self.disks[i].files()
+    }
     /// The lab's `LogSize`: the largest persisted log among the nodes, in bytes.
     pub fn log_size(&self) -> usize {
         self.nodes
