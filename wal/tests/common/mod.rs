@@ -1,6 +1,8 @@
 //! Helpers shared by the `wal` integration tests.
 #![allow(dead_code)]
 
+pub mod failing_vfs;
+
 use std::path::Path;
 
 use wal::{Entry, Options, Wal};
