@@ -340,7 +340,12 @@ pub(crate) fn scan<V: Vfs>(
                     off = end;
                 }
                 Frame::Zero if all_zero(&buf[off.min(buf.len())..]) => {
-                    if batch_open {
+                    // A batch left open at the end of a segment was cut short by a suffix
+                    // truncation when the next segment continues at the next index (a batch
+                    // never spans segments, so no record of it can be missing); at the end
+                    // of the log it must end at the header's truncation index (checked
+                    // above), or it is a torn write.
+                    if batch_open && si + 1 == segs.len() {
                         bad = Some((
                             si,
                             off,

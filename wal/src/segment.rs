@@ -223,29 +223,4 @@ impl<F: VfsFile> Segment<F> {
             .map_err(|e| Error::io("read", &self.path, e))?;
         self.decode_entry(index, &buf, offset)
     }
-
-    /// The record header of entry `index` rewritten with the batch-end bit set, and its
-    /// offset; `None` if the record already ends its batch. Reads and verifies the record.
-    pub(crate) fn batch_end_header(
-        &self,
-        index: u64,
-    ) -> Result<Option<(u64, [u8; rec::HEADER_LEN])>> {
-        let entry = self.read_entry_pread(index)?;
-        let offset = self.offset_of(index).ok_or_else(|| {
-            Error::corrupt(&self.path, 0, Some(index), "index not in this segment")
-        })?;
-        let mut head = [0u8; rec::HEADER_LEN];
-        self.file
-            .read_exact_at(&mut head, offset)
-            .map_err(|e| Error::io("read", &self.path, e))?;
-        let mut header = RecordHeader::decode(&head);
-        if header.batch_end {
-            return Ok(None);
-        }
-        header.batch_end = true;
-        header.encode(&mut head);
-        header.crc = crate::format::record_crc(&self.identity, &head, &entry.data);
-        header.encode(&mut head);
-        Ok(Some((offset, head)))
-    }
 }

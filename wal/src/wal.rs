@@ -79,6 +79,18 @@ impl<V: Vfs> Wal<V> {
             }
         })?;
         let mut scan = recovery::scan(&vfs, &dir, OpenMode::ReadWrite, opts.recovery)?;
+        // What the scan read may sit only in the page cache (a handle that failed an fsync
+        // and was dropped without a crash: fsyncgate). Make it durable before acting on it:
+        // rewrite the header it trusts into the other slot, and sync every segment kept.
+        if let Some(h) = scan.header.as_mut() {
+            let st = h.state();
+            h.update(st)?;
+        }
+        for seg in &scan.segments {
+            seg.file
+                .sync_data()
+                .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
+        }
         let prealloc = opts.preallocate.then_some(opts.segment_size);
         recovery::repair(&vfs, &dir, &mut scan, prealloc)?;
         let header = match scan.header.take() {
@@ -485,11 +497,6 @@ impl<V: Vfs> Wal<V> {
             drop(seg);
             self.remove_durably(&path)?;
         }
-        // A cut inside an append batch would leave its last kept record without the
-        // batch-end bit, and recovery would drop the kept part of the batch as a torn write:
-        // mark that record as the end of its batch, durably, before cutting. (A torn rewrite
-        // of the bit is recognized by `format::decode_frame`.)
-        self.mark_batch_end(from - 1)?;
         let Some(seg) = self.segments.last_mut() else {
             return Ok(());
         };
@@ -524,30 +531,6 @@ impl<V: Vfs> Wal<V> {
         self.last_index = from - 1;
         self.last_term = self.term(from - 1)?;
         info!(new_last = self.last_index, "truncated suffix");
-        Ok(())
-    }
-
-    /// Sets the batch-end bit of the record of `index` (if it is in a segment and lacks it)
-    /// with one write and one fdatasync.
-    fn mark_batch_end(&mut self, index: u64) -> Result<()> {
-        let Some(si) = self.segment_pos(index) else {
-            return Ok(());
-        };
-        let seg = &self.segments[si];
-        let Some((offset, head)) = seg.batch_end_header(index)? else {
-            return Ok(());
-        };
-        let r = seg
-            .file
-            .write_all_at(&head, offset)
-            .and_then(|()| seg.file.sync_data());
-        self.stats.writes += 1;
-        self.stats.file_syncs += 1;
-        if let Err(e) = r {
-            let err = Error::io("rewrite batch end", &seg.path, e);
-            self.poison(&err);
-            return Err(err);
-        }
         Ok(())
     }
 
