@@ -44,8 +44,14 @@ fn write_log(dir: &Path) {
             .collect();
         w.append_sync(&batch).unwrap();
     }
-    w.save_snapshot(SnapshotMeta { index: 100, term: 3 }, b"image")
-        .unwrap();
+    w.save_snapshot(
+        SnapshotMeta {
+            index: 100,
+            term: 3,
+        },
+        b"image",
+    )
+    .unwrap();
 }
 
 fn segments(dir: &Path) -> Vec<std::path::PathBuf> {

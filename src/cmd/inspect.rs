@@ -91,7 +91,9 @@ fn print_inspection(ins: &Inspection) {
     println!(
         "state:    term {}, vote {}, log [{}, {}] ({} entries)",
         ins.hard_state.term,
-        ins.hard_state.vote.map_or("none".to_string(), |v| v.to_string()),
+        ins.hard_state
+            .vote
+            .map_or("none".to_string(), |v| v.to_string()),
         ins.first_index,
         ins.last_index,
         ins.last_index + 1 - ins.first_index
@@ -147,8 +149,14 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
     let (lo, hi) = s
         .split_once("..")
         .ok_or_else(|| format!("range {s:?} is not of the form LO..HI"))?;
-    let lo = lo.trim().parse().map_err(|e| format!("bad LO in {s:?}: {e}"))?;
-    let hi = hi.trim().parse().map_err(|e| format!("bad HI in {s:?}: {e}"))?;
+    let lo = lo
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad LO in {s:?}: {e}"))?;
+    let hi = hi
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad HI in {s:?}: {e}"))?;
     Ok((lo, hi))
 }
 
@@ -168,7 +176,12 @@ pub fn run_inspect(args: InspectArgs) -> CmdResult {
                 .chars()
                 .map(|c| if c.is_control() { '.' } else { c })
                 .collect();
-            println!("entry {:>10}  term {:>6}  {:>8} B  {preview}", e.index, e.term, e.data.len());
+            println!(
+                "entry {:>10}  term {:>6}  {:>8} B  {preview}",
+                e.index,
+                e.term,
+                e.data.len()
+            );
         }
     }
     Ok(if ins.is_ok() {
