@@ -246,8 +246,9 @@ fn check_snapshot(model: &Model, rec: &Recovered) -> Result<(), String> {
 /// After a successful check following a crash: the recovered state is now what is durable,
 /// so it becomes the acknowledged state (entries lost beyond it must never come back).
 pub fn promote(model: &mut Model, rec: &Recovered) {
+    model.group_starts.retain(|&g| g <= rec.last);
     if rec.last > model.acked_last {
-        model.last_group_start = model.acked_last + 1;
+        model.group_starts.insert(model.acked_last + 1);
     }
     model.hard = rec.hard;
     model.base = rec.base;

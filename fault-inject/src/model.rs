@@ -82,10 +82,10 @@ pub struct Model {
     /// Data of every snapshot whose save was attempted, by its meta (a save that failed or
     /// was cut may still have reached the disk).
     pub snapshots: BTreeMap<SnapshotMeta, Vec<Vec<u8>>>,
-    /// First index of the last group of entries made durable together (by one `sync`, or by
-    /// a crash that happened to keep unsynced appends): a damaged record in this group is
+    /// First index of each group of entries made durable together (by one `sync`, or by a
+    /// crash that happened to keep unsynced appends). A damaged record in the last group is
     /// indistinguishable from a torn append.
-    pub last_group_start: u64,
+    pub group_starts: std::collections::BTreeSet<u64>,
     /// Whether the acknowledged base was set by `save_snapshot` (so its snapshot must be
     /// readable), rather than by `compact`.
     pub base_has_snapshot: bool,
@@ -144,7 +144,7 @@ impl Model {
             }
             Op::Sync => {
                 if self.last > self.acked_last {
-                    self.last_group_start = self.acked_last + 1;
+                    self.group_starts.insert(self.acked_last + 1);
                 }
                 self.acked_last = self.last;
             }
@@ -152,6 +152,7 @@ impl Model {
             Op::TruncateSuffix(from) => {
                 let keep = from.saturating_sub(1);
                 self.log.retain(|&i, _| i <= keep);
+                self.group_starts.retain(|&g| g <= keep);
                 self.last = self.last.min(keep);
                 self.acked_last = self.acked_last.min(keep);
             }
@@ -184,6 +185,11 @@ impl Model {
         self.in_flight = Some(op.clone());
     }
 
+    /// First index of the last group made durable together (0 if none is known).
+    pub fn last_group_start(&self) -> u64 {
+        self.group_starts.iter().next_back().copied().unwrap_or(0)
+    }
+
     /// Acknowledged entries, in order.
     pub fn acked_entries(&self) -> impl Iterator<Item = &Entry> {
         self.log
@@ -194,12 +200,13 @@ impl Model {
     /// A short description for violation reports.
     pub fn summary(&self) -> String {
         format!(
-            "acked: hard (term {}, vote {:?}), base ({}, {}), entries ..={}; appended ..={}; in flight: {}",
+            "acked: hard (term {}, vote {:?}), base ({}, {}), entries ..={} (last group from {}); appended ..={}; in flight: {}",
             self.hard.term,
             self.hard.vote,
             self.base.index,
             self.base.term,
             self.acked_last,
+            self.last_group_start(),
             self.last,
             self.in_flight
                 .as_ref()

@@ -136,6 +136,8 @@ pub struct Torture {
     stats: TortureStats,
     images: HashSet<u64>,
     history: VecDeque<String>,
+    /// Faults fired on the forks of probes (not counted by the main file system).
+    probe_faults: FaultCounts,
 }
 
 const HISTORY: usize = 40;
@@ -153,6 +155,7 @@ impl Torture {
             stats: TortureStats::default(),
             images: HashSet::new(),
             history: VecDeque::new(),
+            probe_faults: FaultCounts::default(),
         };
         let dir = t.cfg.dir.clone();
         t.fs.create_dir_all(&dir)
@@ -182,6 +185,7 @@ impl Torture {
             }
         };
         self.stats.faults = self.fs.fault_counts();
+        self.stats.faults.add(&self.probe_faults);
         self.stats.crash_states = self.images.len();
         match result {
             Ok(()) => {
@@ -308,8 +312,16 @@ impl Torture {
                 }
             }
         }
-        if model.acked_last > model.base.index {
-            let i = model.acked_last;
+        // An acknowledged entry the failed call does not remove or compact away.
+        let mut i = model.acked_last;
+        let mut floor = model.base.index;
+        match failed {
+            Op::TruncateSuffix(from) => i = i.min(from.saturating_sub(1)),
+            Op::Compact(c) => floor = floor.max(*c),
+            Op::SaveSnapshot(m, _) => floor = floor.max(m.index),
+            _ => {}
+        }
+        if i > floor {
             let got = self.runner.wal.as_ref().map(|w| w.entry(i));
             let want = model.log.get(&i);
             let ok = matches!((&got, want), (Some(Ok(g)), Some(w)) if g == w);
@@ -436,8 +448,15 @@ impl Torture {
                 clean.summary()
             ))),
             Err(e) => Err(self.violation(format!(
-                "open failed after a crash during recovery at `{}` ({report}): {e}",
-                cp.what
+                "open failed after a crash during recovery at `{}` ({report}): {e}; the \
+                 recovery's I/O calls: [{}]",
+                cp.what,
+                checkpoints
+                    .iter()
+                    .skip(1)
+                    .map(|c| c.what.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ))),
         }
     }
@@ -466,6 +485,7 @@ impl Torture {
         if fork.flip_bit(&path, offset, bit).is_err() {
             return Ok(());
         }
+        self.probe_faults.bit_flips += 1;
         let model = self.runner.model.clone();
         let where_ = format!("bit {bit} of byte {offset} of {name}");
         let opened = Wal::open_with(fork, &self.cfg.dir, self.cfg.opts.clone())
@@ -542,6 +562,7 @@ impl Torture {
                 }
             }
         }
+        self.probe_faults.read_eio += fork.fault_counts().read_eio;
         fork.clear_faults();
         let rec = Wal::open_with(fork, &self.cfg.dir, self.cfg.opts.clone())
             .and_then(|w| Recovered::read(&w))
@@ -584,7 +605,7 @@ fn lost_tail_within_last_group(model: &Model, rec: &Recovered) -> bool {
     kept_ok
         && rec.base == model.base
         && rec.last < model.acked_last
-        && rec.last + 1 >= model.last_group_start
+        && rec.last + 1 >= model.last_group_start()
 }
 
 fn io_faults(c: &FaultCounts) -> u64 {

@@ -95,14 +95,34 @@ fn torn_writes_of_truncate_suffix_inside_a_synced_batch_keep_earlier_entries_sma
     check_truncation_tears(256, 6);
 }
 
-#[test]
-fn torture_seed_4_cycle_190_crash_after_io_error() {
-    let mut cfg = fault_inject::torture::TortureConfig::with_seed(4);
-    cfg.reopen_after_error = false;
+fn torture(seed: u64, cycles: u64, reopen_after_error: bool) {
+    let mut cfg = fault_inject::torture::TortureConfig::with_seed(seed);
+    cfg.reopen_after_error = reopen_after_error;
     let mut t = fault_inject::torture::Torture::new(cfg).unwrap();
-    for _ in 0..190 {
+    for _ in 0..cycles {
         if let Err(v) = t.cycle() {
             panic!("{v}");
         }
+    }
+}
+
+#[test]
+fn torture_seed_4_cycle_190_crash_after_io_error() {
+    torture(4, 190, false);
+}
+
+/// More seeds of the same bug, each with `truncate_suffix` in flight when the acknowledged
+/// entries before the cut are lost or the log refuses to open (`raftwal torture --seed S
+/// --cycles C [--crash-after-io-error]`).
+#[test]
+fn torture_seeds_with_a_torn_truncation() {
+    for (seed, cycles, reopen) in [
+        (124, 18, true),
+        (83, 15, true),
+        (1035, 35, false),
+        (1048, 13, false),
+        (1068, 34, false),
+    ] {
+        torture(seed, cycles, reopen);
     }
 }
