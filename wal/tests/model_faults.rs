@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use wal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
 
-const DEFAULT_SEEDS: u64 = 600;
+const DEFAULT_SEEDS: u64 = 2000;
 const DEFAULT_OPS: usize = 60;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
