@@ -40,18 +40,27 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let mut wal = Wal::open(dir.path(), Options::default())?;
             let mut entries = wal_batch(&Cell::single(size, batch), 1);
             let t = Instant::now();
+            let mut in_append = std::time::Duration::ZERO;
+            let mut in_sync = std::time::Duration::ZERO;
             for i in 0..batches {
                 renumber(&mut entries, wal.last_index() + 1);
+                let a = Instant::now();
                 wal.append(&entries)?;
+                in_append += a.elapsed();
                 if what == "append" || i % 64 == 63 {
+                    let a = Instant::now();
                     wal.sync()?;
+                    in_sync += a.elapsed();
                 }
             }
             wal.sync()?;
             let s = wal.stats();
             println!(
-                "{what}: {batches} batches of {batch} x {size} B in {:?}; {} writes, {} file syncs",
+                "{what}: {batches} batches of {batch} x {size} B in {:?} ({:?} per append call, {:?} per sync call); \
+                 {} writes, {} file syncs",
                 t.elapsed(),
+                in_append / batches.max(1) as u32,
+                in_sync / batches.max(1) as u32,
                 s.writes,
                 s.file_syncs
             );

@@ -30,3 +30,13 @@ pub fn drop_dir_cache(dir: &Path) -> Result<u64> {
     }
     Ok(bytes)
 }
+
+/// `syncfs` on the file system holding `path`: commits everything pending there, including
+/// the journal transactions of file deletions (and, on a `discard`-mounted file system, the
+/// discards of the freed blocks), so that cost lands here, untimed, and not in the next
+/// measured slice's first fdatasync.
+pub fn settle(path: &Path) -> Result<()> {
+    let f = File::open(path)?;
+    nix::unistd::syncfs(f.as_raw_fd())?;
+    Ok(())
+}

@@ -56,6 +56,9 @@ pub struct Args {
     /// arguments).
     #[command(flatten)]
     pub grid: Box<GridArgs>,
+    /// Print every slice's result as it completes (shows the spread between repetitions).
+    #[arg(long)]
+    pub verbose: bool,
     /// raftwal's `Options::segment_size` in bytes [default: the WAL's default, 64 MiB].
     #[arg(long)]
     pub segment_size: Option<u64>,
@@ -130,6 +133,7 @@ struct Plan {
     systems: Vec<System>,
     recovery_mib: Vec<u64>,
     recovery_entry_size: usize,
+    verbose: bool,
     wal_opts: wal::Options,
     #[cfg(feature = "raft-engine")]
     engine_opts: raftwal_benches::raft_engine::EngineOptions,
@@ -281,6 +285,7 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
         systems,
         recovery_mib,
         recovery_entry_size: args.grid.recovery_entry_size.max(1),
+        verbose: args.verbose,
         wal_opts,
         #[cfg(feature = "raft-engine")]
         engine_opts: raftwal_benches::raft_engine::EngineOptions {
@@ -334,6 +339,24 @@ fn measure(plan: &Plan, work: &Path) -> Result<Results, super::CmdError> {
                 let sample = run_slice(plan, system, cell, &dir, area.as_ref())
                     .map_err(|e| format!("{} on {}: {e}", system.name(), cell.label()))?;
                 std::fs::remove_dir_all(&dir)?;
+                // Commit the deletion (and its discards) now, not in the next slice.
+                raftwal_benches::cache::settle(work)?;
+                if plan.verbose {
+                    let line = format!(
+                        "rep {} {:<14} {:<13} {:>12.0} entries/s  {} batches  p50 {:?}",
+                        rep + 1,
+                        cell.label(),
+                        system.name(),
+                        sample.entries_per_sec(),
+                        sample.batches,
+                        sample.latencies.clone().quantile(0.5),
+                    );
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                }
                 results.entry((*cell, system)).or_default().merge(&sample);
                 bar.inc(1);
             }

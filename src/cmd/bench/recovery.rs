@@ -53,6 +53,7 @@ pub fn measure(plan: &Plan, work: &Path) -> Result<Vec<RecoveryRow>, super::supe
             let row = one(plan, system, &dir, mib << 20)
                 .map_err(|e| format!("recovery of {} {mib} MiB: {e}", system.name()))?;
             std::fs::remove_dir_all(&dir)?;
+            raftwal_benches::cache::settle(work)?;
             rows.push(row);
             bar.inc(1);
         }
