@@ -34,6 +34,14 @@ fn open(fs: &SimFs) -> wal::Result<Wal<SimFs>> {
     Wal::open_with(fs.clone(), dir(), opts())
 }
 
+/// The error `open` must return.
+fn open_err(fs: &SimFs, why: &str) -> wal::Error {
+    match open(fs) {
+        Ok(_) => panic!("{why}"),
+        Err(e) => e,
+    }
+}
+
 /// Entry `index` whose payload is `index` repeated, easy to find on disk.
 fn entry(index: u64, len: usize) -> Entry {
     Entry {
@@ -255,7 +263,7 @@ fn both_header_slots_bad_refuses_to_start_instead_of_resetting_the_term() {
     let header = dir().join("HEADER");
     fs.flip_bit(&header, 30, 0).unwrap();
     fs.flip_bit(&header, 512 + 30, 0).unwrap();
-    let err = open(&fs).err().expect("must refuse");
+    let err = open_err(&fs, "must refuse");
     assert!(err.is_corruption(), "{err}");
 }
 
@@ -272,9 +280,7 @@ fn bit_rot_in_synced_data_is_reported_not_truncated() {
     let seg = segments(&fs)[0].clone();
     let at = find(&fs, &seg, &[2u8; 100]).expect("entry 2's payload") + 50;
     fs.flip_bit(&seg, at, 3).unwrap();
-    let err = open(&fs)
-        .err()
-        .expect("corruption of synced data must be reported");
+    let err = open_err(&fs, "corruption of synced data must be reported");
     assert!(err.is_corruption(), "{err}");
     assert!(err.to_string().contains(".wal"), "names the file: {err}");
 }
@@ -416,7 +422,7 @@ fn bad_input_is_a_clear_error_never_a_panic() {
     f.write_all_at(&[0x5a; 700], 0).unwrap();
     f.sync_data().unwrap();
     fs.sync_dir(dir()).unwrap();
-    let err = open(&fs).err().expect("garbage segment must be refused");
+    let err = open_err(&fs, "garbage segment must be refused");
     assert!(err.is_corruption(), "{err}");
     assert!(
         err.to_string().contains("00000000000000000001.wal"),
@@ -425,7 +431,7 @@ fn bad_input_is_a_clear_error_never_a_panic() {
 
     // A header that is not ours.
     let fs2 = fs_with_header(&[0x42; 1024]);
-    let err = open(&fs2).err().expect("foreign header must be refused");
+    let err = open_err(&fs2, "foreign header must be refused");
     assert!(err.is_corruption(), "{err}");
 }
 
