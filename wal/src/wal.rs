@@ -278,6 +278,11 @@ impl<V: Vfs> Wal<V> {
         let mut term = self.last_term;
         let mut bytes = 0u64;
         for e in entries {
+            if e.index == u64::MAX {
+                return Err(Error::InvalidAppend {
+                    reason: format!("entry index {} is past the largest log index", e.index),
+                });
+            }
             if e.index != expect {
                 return Err(Error::InvalidAppend {
                     reason: format!("entry index {} where {expect} was expected", e.index),
@@ -536,6 +541,12 @@ impl<V: Vfs> Wal<V> {
 
     fn check_new_base(&self, meta: SnapshotMeta) -> Result<()> {
         let base = self.snapshot_meta();
+        if meta.index == u64::MAX {
+            // The next index would not exist (and `first_index` would overflow).
+            return Err(Error::InvalidArgument {
+                reason: format!("snapshot index {} leaves no room for a log", meta.index),
+            });
+        }
         if meta.index < base.index || (meta.index == base.index && meta.term != base.term) {
             return Err(Error::InvalidArgument {
                 reason: format!(

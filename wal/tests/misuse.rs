@@ -130,3 +130,36 @@ fn empty_append_is_a_no_op() {
     w.sync().unwrap();
     assert_eq!(w.last_index(), 0);
 }
+
+#[test]
+fn snapshot_at_the_largest_index() {
+    // Regression: a snapshot at index u64::MAX made `first_index` (and the next append's
+    // index) overflow — a panic in debug builds. Now refused.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(dir.path(), small_opts()).unwrap();
+    w.append_sync(&ents(1, 3, 1)).unwrap();
+    let meta = wal::SnapshotMeta {
+        index: u64::MAX,
+        term: 1,
+    };
+    let err = w.save_snapshot(meta, b"x").unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert_eq!((w.first_index(), w.last_index()), (1, 3));
+    assert!(!w.is_poisoned());
+    // The largest usable base is fine.
+    w.save_snapshot(
+        wal::SnapshotMeta {
+            index: u64::MAX - 1,
+            term: 1,
+        },
+        b"y",
+    )
+    .unwrap();
+    assert_eq!(w.first_index(), u64::MAX);
+    assert!(matches!(w.entry(u64::MAX), Err(Error::Unavailable { .. })));
+    let err = w.append(&[ent(u64::MAX, 1, 1)]).unwrap_err();
+    assert!(matches!(err, Error::InvalidAppend { .. }), "{err}");
+    drop(w);
+    let w = Wal::open(dir.path(), small_opts()).unwrap();
+    assert_eq!(w.last_index(), u64::MAX - 1);
+}
