@@ -130,7 +130,7 @@ pub fn run_scenario(scenario: &Scenario, store: StoreKind, test_file: &str, test
             / k
     };
     let line = format!(
-        "scenario {:<26} part {} store {} seeds {:>5} passed {:>5} failed {:>3} | sim mean {:>6.1} s max {:>6.1} s | rpcs mean {:>7.0} | bytes mean {:>9.0} | crashes mean {:>5.1} (mid-persist {:>4.1}) | wall {:>7.2} s",
+        "scenario {:<26} part {} store {} seeds {:>5} passed {:>5} failed {:>3} | sim mean {:>6.1} s max {:>6.1} s | rpcs mean {:>7.0} | bytes mean {:>9.0} | crashes mean {:>5.1} (mid-persist {:>4.1}, torn tails recovered {:>4.1}) | wall {:>7.2} s",
         scenario.name,
         scenario.part,
         store,
@@ -143,6 +143,7 @@ pub fn run_scenario(scenario: &Scenario, store: StoreKind, test_file: &str, test
         mean(&|s| s.bytes),
         mean(&|s| s.crashes),
         mean(&|s| s.mid_persist_crashes),
+        mean(&|s| s.torn_recoveries),
         wall.as_secs_f64(),
     );
     eprintln!("{line}");

@@ -62,7 +62,13 @@ impl Disk {
     pub(crate) fn new(kind: StoreKind, seed: u64) -> Self {
         match kind {
             StoreKind::Mem => Disk::Mem(MemStorage::new()),
-            StoreKind::Wal => Disk::Wal(SimFs::new(seed)),
+            StoreKind::Wal => {
+                let fs = SimFs::new(seed);
+                // Tear units from a header-slot fraction to a page: a power cut tears the last
+                // unsynced write at this granularity.
+                fs.set_sector_size([64, 512, 4096][(seed % 3) as usize]);
+                Disk::Wal(fs)
+            }
         }
     }
 

@@ -47,6 +47,9 @@ pub struct RunStats {
     pub crashes: u64,
     /// Crashes that cut the power in the middle of a node's persist (WAL only).
     pub mid_persist_crashes: u64,
+    /// Restarts whose WAL recovery cut a torn tail or removed files that never became
+    /// durable (WAL only).
+    pub torn_recoveries: u64,
 }
 
 /// One simulated cluster and its checks.
@@ -76,6 +79,7 @@ pub struct Tester {
     pub(crate) stop_clients: bool,
     crashes: u64,
     mid_persist_crashes: u64,
+    torn_recoveries: u64,
 }
 
 impl Tester {
@@ -109,6 +113,7 @@ impl Tester {
             stop_clients: false,
             crashes: 0,
             mid_persist_crashes: 0,
+            torn_recoveries: 0,
         };
         for i in 0..n {
             t.start1(i);
@@ -146,6 +151,7 @@ impl Tester {
             max_index: self.max_index,
             crashes: self.crashes,
             mid_persist_crashes: self.mid_persist_crashes,
+            torn_recoveries: self.torn_recoveries,
         }
     }
     /// The first failure recorded, if any.
@@ -436,6 +442,12 @@ impl Tester {
                 return;
             }
         };
+        if let SimStorage::Wal(w) = &storage {
+            let r = w.wal().recovery_report();
+            if r.torn_bytes_truncated > 0 || r.files_removed > 0 {
+                self.torn_recoveries += 1;
+            }
+        }
         let cfg = Config::new(i as u64, self.n, self.rng.gen());
         match Raft::new(cfg, storage) {
             Ok(node) => self.nodes[i] = Some(node),
