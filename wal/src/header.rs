@@ -148,6 +148,14 @@ pub(crate) fn decode_slot(slot_no: u32, b: &[u8]) -> Slot {
         ));
     }
     let flags = LE::read_u32(&b[OFF_FLAGS..]);
+    if LE::read_u64(&b[OFF_BASE_INDEX..]) == u64::MAX {
+        // Never written by the WAL (a base must leave room for the next index).
+        return Slot::Damaged(format!(
+            "slot {slot_no} at offset {}: base index {} is out of range",
+            slot_no as usize * SLOT_LEN + OFF_BASE_INDEX,
+            u64::MAX
+        ));
+    }
     Slot::Valid {
         seq: LE::read_u64(&b[OFF_SEQ..]),
         state: HeaderState {

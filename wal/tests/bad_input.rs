@@ -264,3 +264,24 @@ fn a_locked_directory() {
     let w = Wal::open(dir.path(), small_opts()).unwrap();
     assert_eq!(w.last_index(), 40);
 }
+
+#[test]
+fn a_header_whose_base_is_the_largest_index() {
+    // A header slot that verifies but holds base index u64::MAX (never written by the WAL:
+    // `base + 1` would overflow) is treated as damaged.
+    let dir = populated();
+    let path = dir.path().join("HEADER");
+    let mut b = std::fs::read(&path).unwrap();
+    for slot in 0..2u32 {
+        let s = &mut b[slot as usize * 512..(slot as usize + 1) * 512];
+        s[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
+        let mut h = crc32fast::Hasher::new();
+        h.update(&slot.to_le_bytes());
+        h.update(&s[..508]);
+        let crc = h.finalize();
+        s[508..512].copy_from_slice(&crc.to_le_bytes());
+    }
+    std::fs::write(&path, &b).unwrap();
+    let e = open_err(dir.path(), "base u64::MAX");
+    assert_names(&e, "HEADER", "base u64::MAX");
+}
