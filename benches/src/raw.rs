@@ -104,7 +104,25 @@ pub fn run(
     budget: &Budget,
 ) -> Result<Sample> {
     let batch = cell.batch * cell.writers;
-    let buf = batch_bytes(cell.entry_size, batch, 0x5EED);
+    // RAFTWAL_RAW_SRC_SHIFT: start the source buffer this many bytes into its allocation
+    // (diagnostic: the kernel's copy into the page cache depends on source alignment).
+    let shift: usize = std::env::var("RAFTWAL_RAW_SRC_SHIFT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let bytes_of_batch = batch_bytes(cell.entry_size, batch, 0x5EED);
+    let mut backing = vec![0u8; shift];
+    if std::env::var_os("RAFTWAL_RAW_GROWN").is_some() {
+        // Diagnostic: grow the source buffer by reallocation, as a WAL's write buffer grows.
+        backing = Vec::new();
+        backing.resize(shift, 0);
+        for chunk in bytes_of_batch.chunks(4096) {
+            backing.extend_from_slice(chunk);
+        }
+    } else {
+        backing.extend_from_slice(&bytes_of_batch);
+    }
+    let buf = &backing[shift..];
     let payload_per_batch = (cell.entry_size * batch) as u64;
     let mut owned: Option<File> = None;
     let mut files_created = 0usize;
@@ -177,7 +195,7 @@ pub fn run(
             }
         }
         let t = Instant::now();
-        file.write_all_at(&buf, off)?;
+        file.write_all_at(buf, off)?;
         file.sync_data()?;
         lat.record(t.elapsed());
         off += buf.len() as u64;
