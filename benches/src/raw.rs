@@ -114,8 +114,6 @@ pub fn run(
     let mut backing = vec![0u8; shift];
     if std::env::var_os("RAFTWAL_RAW_GROWN").is_some() {
         // Diagnostic: grow the source buffer by reallocation, as a WAL's write buffer grows.
-        backing = Vec::new();
-        backing.resize(shift, 0);
         for chunk in bytes_of_batch.chunks(4096) {
             backing.extend_from_slice(chunk);
         }
