@@ -120,7 +120,10 @@ pub fn run(
     } else {
         backing.extend_from_slice(&bytes_of_batch);
     }
-    let buf = &backing[shift..];
+    let buf_len = backing.len() - shift;
+    let touch = std::env::var_os("RAFTWAL_RAW_TOUCH").is_some();
+    let fresh = backing.clone();
+    let mut backing = backing;
     let payload_per_batch = (cell.entry_size * batch) as u64;
     let mut owned: Option<File> = None;
     let mut files_created = 0usize;
@@ -128,7 +131,7 @@ pub fn run(
         RawMode::Fallocate => None,
         RawMode::Overwrite => {
             let area = area.ok_or("raw overwrite mode needs an OverwriteArea")?;
-            if area.len < buf.len() as u64 {
+            if area.len < buf_len as u64 {
                 return Err("overwrite area smaller than one batch".into());
             }
             Some(area)
@@ -151,6 +154,7 @@ pub fn run(
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
     );
+    let mimic = std::env::var_os("RAFTWAL_RAW_MIMIC").is_some();
     let mut lat = Latencies::with_capacity(1024);
     let mut off = 0u64;
     let mut batches = 0u64;
@@ -159,23 +163,41 @@ pub fn run(
     let mut paused = Duration::ZERO;
     let start = Instant::now();
     loop {
-        if off + buf.len() as u64 > ring {
+        if off + buf_len as u64 > ring {
             off = 0;
         }
-        if shared.is_none() && off + buf.len() as u64 > allocated {
+        if shared.is_none() && off + buf_len as u64 > allocated {
             // The next preallocated file (as a WAL rotates to its next segment), untimed:
             // create, fallocate, fsync it and its directory.
             let p = Instant::now();
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(dir.join(format!("raw-{files_created:06}.dat")))?;
+            let name = dir.join(format!("raw-{files_created:06}.dat"));
             files_created += 1;
-            allocated = ALLOCATE_CHUNK.max(buf.len() as u64);
+            allocated = ALLOCATE_CHUNK.max(buf_len as u64);
             ring = allocated;
-            f.allocate(allocated)?;
-            f.sync_all()?;
+            let f = if mimic {
+                // Diagnostic: raftwal's segment creation sequence (header first, then
+                // fallocate, fsync, rename into place, directory fsync).
+                let tmp = name.with_extension("tmp");
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)?;
+                f.write_all_at(&[0x5a; 64], 0)?;
+                f.allocate(allocated)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &name)?;
+                f
+            } else {
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&name)?;
+                f.allocate(allocated)?;
+                f.sync_all()?;
+                f
+            };
             File::open(dir)?.sync_all()?;
             owned = Some(f);
             off = base_offset;
@@ -192,6 +214,11 @@ pub fn run(
                 std::hint::spin_loop();
             }
         }
+        if touch {
+            // Diagnostic: rewrite the source right before the write, as a WAL encodes it.
+            backing.copy_from_slice(&fresh);
+        }
+        let buf = &backing[shift..];
         let t = Instant::now();
         file.write_all_at(buf, off)?;
         file.sync_data()?;

@@ -59,6 +59,9 @@ pub struct Args {
     /// Print every slice's result as it completes (shows the spread between repetitions).
     #[arg(long)]
     pub verbose: bool,
+    /// Run raftwal with `Options::preallocate = false` (segments grow by appending).
+    #[arg(long)]
+    pub no_preallocate: bool,
     /// raftwal's `Options::segment_size` in bytes [default: the WAL's default, 64 MiB].
     #[arg(long)]
     pub segment_size: Option<u64>,
@@ -268,6 +271,9 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
     let mut wal_opts = wal::Options::default();
     if let Some(s) = args.segment_size {
         wal_opts.segment_size = s;
+    }
+    if args.no_preallocate {
+        wal_opts.preallocate = false;
     }
     Ok(Plan {
         budget: Budget {
