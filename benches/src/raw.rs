@@ -123,7 +123,6 @@ pub fn run(
     let buf_len = backing.len() - shift;
     let touch = std::env::var_os("RAFTWAL_RAW_TOUCH").is_some();
     let fresh = backing.clone();
-    let mut backing = backing;
     let payload_per_batch = (cell.entry_size * batch) as u64;
     let mut owned: Option<File> = None;
     let mut files_created = 0usize;
