@@ -70,3 +70,42 @@ fn crash_states_with_tears_inside_header_slots_recover() {
         .collect();
     assert_clean(&reports);
 }
+
+#[test]
+fn crash_states_of_random_short_workloads_recover() {
+    use fault_inject::model::{Model, Op};
+    use fault_inject::workload::{random_op, WorkloadShape};
+    let reports: Vec<ExploreReport> = (1..=12u64)
+        .map(|seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut model = Model::default();
+            let mut ops = vec![Op::Open];
+            let shape = WorkloadShape {
+                max_batch: 3,
+                max_payload: 700,
+            };
+            for _ in 0..24 {
+                let op = random_op(&model, &mut rng, &shape);
+                model.begin(&op);
+                model.complete(&op);
+                ops.push(op);
+            }
+            let mut cfg = ExploreConfig {
+                seed,
+                ..ExploreConfig::default()
+            };
+            cfg.opts.write_buffer = if seed % 2 == 0 { 256 } else { 4 << 20 };
+            let r = explore(&ops, &cfg);
+            println!(
+                "random workload seed {seed}: {} crash points, {} distinct crash states, {} from \
+                 crashes during recovery, {} violations",
+                r.crash_points,
+                r.distinct_states,
+                r.recovery_crash_states,
+                r.violations.len()
+            );
+            r
+        })
+        .collect();
+    assert_clean(&reports);
+}
