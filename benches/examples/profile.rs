@@ -65,6 +65,66 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 s.file_syncs
             );
         }
+        "emulate" | "emulate-once" => {
+            // raftwal's write path without raftwal: encode frames into one reused buffer,
+            // then pwrite + fdatasync into a preallocated 64 MiB file (new file when full).
+            use std::os::unix::fs::FileExt;
+            let (size, batch, batches) = (
+                arg(&args, 2, 4096) as usize,
+                arg(&args, 3, 512) as usize,
+                arg(&args, 4, 300),
+            );
+            let entries = wal_batch(&Cell::single(size, batch), 1);
+            let mut pending: Vec<u8> = Vec::new();
+            let (mut file, mut off, mut n) = (None::<std::fs::File>, 0u64, 0);
+            let (mut in_encode, mut in_write, mut in_sync) = Default::default();
+            let t = Instant::now();
+            for b in 0..batches {
+                let a = Instant::now();
+                if what == "emulate" || b == 0 {
+                    pending.clear();
+                    for (i, e) in entries.iter().enumerate() {
+                        let start = pending.len();
+                        pending.extend_from_slice(&[0u8; 32]);
+                        pending[8..16]
+                            .copy_from_slice(&(b * batch as u64 + i as u64).to_le_bytes());
+                        pending.extend_from_slice(&e.data);
+                        let crc = crc32fast::hash(&pending[start + 4..]);
+                        pending[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+                        pending.resize(start + ((32 + e.data.len() + 7) & !7), 0);
+                    }
+                }
+                in_encode += a.elapsed();
+                if file.is_none() || off + pending.len() as u64 > 64 << 20 {
+                    let f = std::fs::File::options()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(dir.path().join(format!("e{n}")))?;
+                    n += 1;
+                    fs2::FileExt::allocate(&f, 64 << 20)?;
+                    f.sync_all()?;
+                    file = Some(f);
+                    off = arg(&args, 5, 64);
+                }
+                let f = file.as_ref().ok_or("no file")?;
+                let a = Instant::now();
+                f.write_all_at(&pending, off)?;
+                in_write += a.elapsed();
+                let a = Instant::now();
+                f.sync_data()?;
+                in_sync += a.elapsed();
+                off += pending.len() as u64;
+            }
+            let per = |d: std::time::Duration| d / batches.max(1) as u32;
+            println!(
+                "emulate: {batches} batches of {batch} x {size} B in {:?}: encode {:?}, pwrite {:?}, fdatasync {:?} per batch",
+                t.elapsed(),
+                per(in_encode),
+                per(in_write),
+                per(in_sync)
+            );
+        }
         "recovery" => {
             let (size, mib) = (arg(&args, 2, 1024) as usize, arg(&args, 3, 128));
             let opts = Options::default();

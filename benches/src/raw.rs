@@ -122,6 +122,7 @@ pub fn run(
     }
     let buf_len = backing.len() - shift;
     let touch = std::env::var_os("RAFTWAL_RAW_TOUCH").is_some();
+    let vary = std::env::var_os("RAFTWAL_RAW_VARY").is_some();
     let fresh = backing.clone();
     let payload_per_batch = (cell.entry_size * batch) as u64;
     let mut owned: Option<File> = None;
@@ -136,7 +137,7 @@ pub fn run(
             Some(area)
         }
     };
-    let (mut ring, mut allocated) = match shared {
+    let (ring, mut allocated) = match shared {
         Some(area) => (area.len, area.len),
         None => (u64::MAX, 0),
     };
@@ -172,7 +173,6 @@ pub fn run(
             let name = dir.join(format!("raw-{files_created:06}.dat"));
             files_created += 1;
             allocated = ALLOCATE_CHUNK.max(buf_len as u64);
-            ring = allocated;
             let f = if mimic {
                 // Diagnostic: raftwal's segment creation sequence (header first, then
                 // fallocate, fsync, rename into place, directory fsync).
@@ -216,6 +216,14 @@ pub fn run(
         if touch {
             // Diagnostic: rewrite the source right before the write, as a WAL encodes it.
             backing.copy_from_slice(&fresh);
+        }
+        if vary {
+            // Distinct bytes in every record of every batch: the batch number in each
+            // record's index field.
+            let frame = frame_len(cell.entry_size);
+            for rec in backing[shift..].chunks_exact_mut(frame) {
+                rec[8..16].copy_from_slice(&batches.to_le_bytes());
+            }
         }
         let buf = &backing[shift..];
         let t = Instant::now();
