@@ -303,6 +303,46 @@ mod tests {
     }
 
     #[test]
+    fn while_one_sync_is_slow_the_queued_threads_share_the_next() {
+        // A disk whose every sync takes 5 ms: while one leader syncs, the other threads
+        // append and queue, so each later sync covers most of them. Deterministic enough
+        // for a loaded machine: 5 ms is far longer than it takes the threads to queue.
+        const THREADS: usize = 8;
+        const COMMITS: usize = 10;
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = FailingVfs {
+            fail: Arc::new(AtomicBool::new(false)),
+            sync_delay: std::time::Duration::from_millis(5),
+        };
+        let wal = Wal::open_with(vfs, dir.path(), Options::default()).unwrap();
+        let syncs_before = wal.stats().file_syncs;
+        let gc = Arc::new(GroupCommit::new(wal));
+        let start = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (gc, start) = (Arc::clone(&gc), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    for _ in 0..COMMITS {
+                        gc.commit(append_one).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let total = (THREADS * COMMITS) as u64;
+        let syncs = gc.stats().unwrap().file_syncs - syncs_before;
+        assert_eq!(gc.with(|w| w.last_index()).unwrap(), total);
+        // One thread alone would need `total` syncs; sharing needs about COMMITS * 2.
+        assert!(
+            syncs <= total / 3,
+            "{syncs} file syncs for {total} commits with a slow disk"
+        );
+    }
+
+    #[test]
     fn closure_error_is_returned_without_syncing() {
         let dir = tempfile::tempdir().unwrap();
         let gc = GroupCommit::new(Wal::open(dir.path(), Options::default()).unwrap());
@@ -317,15 +357,19 @@ mod tests {
     #[derive(Clone)]
     struct FailingVfs {
         fail: Arc<AtomicBool>,
+        /// Extra time every file sync takes (a slow disk).
+        sync_delay: std::time::Duration,
     }
 
     struct FailingFile {
         file: StdFile,
         fail: Arc<AtomicBool>,
+        sync_delay: std::time::Duration,
     }
 
     impl FailingFile {
         fn check(&self) -> io::Result<()> {
+            std::thread::sleep(self.sync_delay);
             if self.fail.load(Ordering::SeqCst) {
                 Err(io::Error::from_raw_os_error(5)) // EIO on every Unix
             } else {
@@ -344,6 +388,7 @@ mod tests {
             Ok(FailingFile {
                 file: StdVfs.open(path, mode)?,
                 fail: Arc::clone(&self.fail),
+                sync_delay: self.sync_delay,
             })
         }
         fn remove(&self, path: &Path) -> io::Result<()> {
@@ -400,6 +445,7 @@ mod tests {
         let fail = Arc::new(AtomicBool::new(false));
         let vfs = FailingVfs {
             fail: Arc::clone(&fail),
+            sync_delay: std::time::Duration::ZERO,
         };
         let gc = Arc::new(GroupCommit::new(
             Wal::open_with(vfs, dir.path(), Options::default()).unwrap(),
@@ -437,7 +483,10 @@ mod tests {
             "{later}"
         );
         drop(Arc::into_inner(gc).unwrap().into_inner());
-        let vfs = FailingVfs { fail };
+        let vfs = FailingVfs {
+            fail,
+            sync_delay: std::time::Duration::ZERO,
+        };
         let wal = Wal::open_with(vfs, dir.path(), Options::default()).unwrap();
         assert!(wal.last_index() >= durable);
         assert_eq!(wal.entry(durable).unwrap(), entry(durable));
@@ -451,6 +500,7 @@ mod tests {
         let fail = Arc::new(AtomicBool::new(false));
         let vfs = FailingVfs {
             fail: Arc::clone(&fail),
+            sync_delay: std::time::Duration::ZERO,
         };
         let gc = GroupCommit::new(Wal::open_with(vfs, dir.path(), Options::default()).unwrap());
         // Buffer an append with no sync, as a waiter whose leader is about to fail would have.
