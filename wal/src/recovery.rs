@@ -562,15 +562,20 @@ pub(crate) fn repair<V: Vfs>(
             .sync_all()
             .map_err(|e| Error::io("fsync", &seg.path, e))?;
     }
-    // Remove from the highest name down so an interrupted removal leaves a prefix.
+    // Remove from the highest name down, each removal made durable before the next, so a
+    // crash part-way leaves the segments as a prefix by index: never a hole that the next
+    // open would take for missing entries. (Several removals are rare: a torn tail in one
+    // segment with an empty one after it, stale files after a compaction.)
     scan.remove.sort();
     for path in scan.remove.iter().rev() {
         match vfs.remove(path) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io("remove", path, e)),
         }
         info!(file = %path.display(), "removed stale file");
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("fsync dir", dir, e))?;
     }
     scan.report.files_removed = scan.remove.len();
     vfs.sync_dir(dir)
