@@ -71,6 +71,9 @@ pub(crate) struct Scan<F: VfsFile> {
     pub(crate) remove: Vec<PathBuf>,
     /// Path of the snapshot file the header points at.
     pub(crate) snapshot: Option<PathBuf>,
+    /// When the cut keeps a batch that lacks its end bit: the index of its last kept record,
+    /// to be recorded as the header's truncation index before the cut is made.
+    pub(crate) kept_end_index: Option<u64>,
     /// Highest sync group and segment sequence number seen anywhere.
     pub(crate) max_group: u64,
     pub(crate) max_seq: u64,
@@ -78,6 +81,7 @@ pub(crate) struct Scan<F: VfsFile> {
 }
 
 struct Accepted {
+    index: u64,
     term: u64,
     group: u64,
 }
@@ -233,6 +237,7 @@ pub(crate) fn scan<V: Vfs>(
     let mut prev: Option<Accepted> = None;
     let mut bad: Option<(usize, usize, Option<u64>, String)> = None;
     let mut last_batch_end: (usize, u64) = (0, seg::HEADER_LEN as u64);
+    let mut last_accepted_end: (usize, u64) = (0, seg::HEADER_LEN as u64);
     let mut expected = segs.first().map(|s| s.first_index).unwrap_or(0);
     'stream: for si in 0..segs.len() {
         if si > 0 {
@@ -327,13 +332,20 @@ pub(crate) fn scan<V: Vfs>(
                     expected += 1;
                     // A suffix truncation may have cut a batch short: its last kept record
                     // (recorded in the header before the cut) ends that batch.
+                    if h.group_start {
+                        // A sync group starts at a batch boundary: whatever came before is
+                        // complete (even a batch cut short by an older truncation).
+                        last_batch_end = (si, off as u64);
+                    }
                     let batch_end =
                         h.batch_end || (hstate.trunc_index != 0 && h.index == hstate.trunc_index);
                     batch_open = !batch_end;
                     if batch_end {
                         last_batch_end = (si, end as u64);
                     }
+                    last_accepted_end = (si, end as u64);
                     prev = Some(Accepted {
+                        index: h.index,
                         term: h.term,
                         group: h.group,
                     });
@@ -375,6 +387,7 @@ pub(crate) fn scan<V: Vfs>(
 
     let mut outcome = Outcome::Clean;
     let mut cut = None;
+    let mut kept_end_index = None;
     if let Some((bsi, boff, index, reason)) = bad {
         let mut later = 0u64;
         // Look past the bad position for a record that starts a sync group: proof that the
@@ -451,8 +464,19 @@ pub(crate) fn scan<V: Vfs>(
                 reason,
             };
         }
-        // Cut at the end of the last complete batch before the bad position.
-        let (csi, coff) = last_batch_end;
+        // Cut at the end of the last complete batch before the bad position — unless a
+        // verifying record after it belongs to a later sync group than the last good record:
+        // that group was written after the last good record's group was synced, so all of
+        // that group is kept (its open batch was cut short by a truncation, not torn).
+        let (csi, coff) = match &prev {
+            Some(p) if later > p.group && last_accepted_end != last_batch_end => {
+                // The kept end may be inside a batch: record it like a truncation does, or
+                // the next open would take that batch for a torn write.
+                kept_end_index = Some(p.index);
+                last_accepted_end
+            }
+            _ => last_batch_end,
+        };
         for s in segs.drain(csi + 1..) {
             remove.push(s.path.clone());
         }
@@ -520,6 +544,7 @@ pub(crate) fn scan<V: Vfs>(
         header,
         segments: segs,
         cut,
+        kept_end_index,
         outcome,
         remove,
         snapshot,

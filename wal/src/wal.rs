@@ -83,7 +83,10 @@ impl<V: Vfs> Wal<V> {
         // and was dropped without a crash: fsyncgate). Make it durable before acting on it:
         // rewrite the header it trusts into the other slot, and sync every segment kept.
         if let Some(h) = scan.header.as_mut() {
-            let st = h.state();
+            let mut st = h.state();
+            if let Some(index) = scan.kept_end_index {
+                st.trunc_index = index;
+            }
             h.update(st)?;
         }
         for seg in &scan.segments {

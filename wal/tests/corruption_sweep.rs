@@ -213,6 +213,7 @@ fn write_dir(dir: &Path, files: &BTreeMap<String, Vec<u8>>) {
 }
 
 /// What opening one damaged directory gave.
+#[derive(Debug)]
 enum Outcome {
     Same,
     /// A strict prefix of the log, the rest identical.
@@ -430,7 +431,10 @@ fn run_case(
                     case,
                     format!("TruncateCorrupt cut at {last} without reporting it ({e})"),
                 ),
-                Ok((_, _)) => t.fail(case, format!("TruncateCorrupt: unexpected outcome ({e})")),
+                Ok((o, c)) => t.fail(
+                    case,
+                    format!("TruncateCorrupt: unexpected outcome {o:?} cut {c:?} ({e})"),
+                ),
             }
         }
     }
