@@ -464,12 +464,14 @@ pub(crate) fn scan<V: Vfs>(
                 reason,
             };
         }
-        // Cut at the end of the last complete batch before the bad position — unless a
-        // verifying record after it belongs to a later sync group than the last good record:
+        // Cut at the end of the last complete batch before the bad position — unless, for a
+        // torn tail, a verifying record after it belongs to a later sync group than the last
+        // good record:
         // that group was written after the last good record's group was synced, so all of
         // that group is kept (its open batch was cut short by a truncation, not torn).
+        let torn = matches!(outcome, Outcome::Torn { .. });
         let (csi, coff) = match &prev {
-            Some(p) if later > p.group && last_accepted_end != last_batch_end => {
+            Some(p) if torn && later > p.group && last_accepted_end != last_batch_end => {
                 // The kept end may be inside a batch: record it like a truncation does, or
                 // the next open would take that batch for a torn write.
                 kept_end_index = Some(p.index);
