@@ -237,6 +237,11 @@ pub(crate) fn scan<V: Vfs>(
     let mut prev: Option<Accepted> = None;
     let mut bad: Option<(usize, usize, Option<u64>, String)> = None;
     let mut last_batch_end: (usize, u64) = (0, seg::HEADER_LEN as u64);
+    // The index of the record just before `last_batch_end` when nothing on disk marks it as
+    // a batch end (a group start or a segment boundary closed its batch): a cut there must
+    // record it in the header, or the next open would cut it again.
+    let mut last_batch_end_mark: Option<u64> = None;
+    let mut batch_open_at_end = false;
     let mut last_accepted_end: (usize, u64) = (0, seg::HEADER_LEN as u64);
     let mut expected = segs.first().map(|s| s.first_index).unwrap_or(0);
     'stream: for si in 0..segs.len() {
@@ -270,6 +275,11 @@ pub(crate) fn scan<V: Vfs>(
                 break;
             }
             last_batch_end = (si, seg::HEADER_LEN as u64);
+            last_batch_end_mark = if batch_open_at_end {
+                prev.as_ref().map(|p| p.index)
+            } else {
+                None
+            };
         }
         let buf: &[u8] = &maps[si];
         let mut off = seg::HEADER_LEN;
@@ -332,16 +342,18 @@ pub(crate) fn scan<V: Vfs>(
                     expected += 1;
                     // A suffix truncation may have cut a batch short: its last kept record
                     // (recorded in the header before the cut) ends that batch.
-                    if h.group_start {
+                    if h.group_start && (si, off as u64) != last_batch_end {
                         // A sync group starts at a batch boundary: whatever came before is
                         // complete (even a batch cut short by an older truncation).
                         last_batch_end = (si, off as u64);
+                        last_batch_end_mark = prev.as_ref().map(|p| p.index);
                     }
                     let batch_end =
                         h.batch_end || (hstate.trunc_index != 0 && h.index == hstate.trunc_index);
                     batch_open = !batch_end;
                     if batch_end {
                         last_batch_end = (si, end as u64);
+                        last_batch_end_mark = None;
                     }
                     last_accepted_end = (si, end as u64);
                     prev = Some(Accepted {
@@ -366,6 +378,7 @@ pub(crate) fn scan<V: Vfs>(
                         ));
                         break 'stream;
                     }
+                    batch_open_at_end = batch_open;
                     break;
                 }
                 Frame::Zero => {
@@ -477,7 +490,10 @@ pub(crate) fn scan<V: Vfs>(
                 kept_end_index = Some(p.index);
                 last_accepted_end
             }
-            _ => last_batch_end,
+            _ => {
+                kept_end_index = last_batch_end_mark;
+                last_batch_end
+            }
         };
         for s in segs.drain(csi + 1..) {
             remove.push(s.path.clone());
