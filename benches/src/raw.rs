@@ -103,6 +103,19 @@ pub fn run(
     area: Option<&OverwriteArea>,
     budget: &Budget,
 ) -> Result<Sample> {
+    run_in_files(cell, mode, dir, area, budget, ALLOCATE_CHUNK, false)
+}
+
+/// [`run`] with a chosen preallocation size per file, optionally keeping the files.
+fn run_in_files(
+    cell: &Cell,
+    mode: RawMode,
+    dir: &Path,
+    area: Option<&OverwriteArea>,
+    budget: &Budget,
+    chunk: u64,
+    keep_files: bool,
+) -> Result<Sample> {
     let batch = cell.batch * cell.writers;
     // RAFTWAL_RAW_SRC_SHIFT: start the source buffer this many bytes into its allocation
     // (diagnostic: the kernel's copy into the page cache depends on source alignment).
@@ -172,7 +185,7 @@ pub fn run(
             let p = Instant::now();
             let name = dir.join(format!("raw-{files_created:06}.dat"));
             files_created += 1;
-            allocated = ALLOCATE_CHUNK.max(buf_len as u64);
+            allocated = chunk.max(buf_len as u64);
             let f = if mimic {
                 // Diagnostic: raftwal's segment creation sequence (header first, then
                 // fallocate, fsync, rename into place, directory fsync).
@@ -239,7 +252,7 @@ pub fn run(
     }
     let elapsed = start.elapsed().saturating_sub(paused);
     drop(owned);
-    for i in 0..files_created {
+    for i in (0..files_created).filter(|_| !keep_files) {
         std::fs::remove_file(dir.join(format!("raw-{i:06}.dat")))?;
     }
     Ok(Sample {
@@ -256,6 +269,45 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fallocate_mode_moves_to_a_fresh_file_and_never_overwrites() {
+        // Two batches per file: 5 batches must land in 3 files, each batch written once
+        // (a regression: the loop once wrapped around inside its first file).
+        let dir = tempfile::tempdir().unwrap();
+        let budget = Budget {
+            time: std::time::Duration::ZERO,
+            min_batches: 5,
+            max_bytes: u64::MAX,
+        };
+        let cell = Cell::single(100, 4);
+        let per_batch = (4 * frame_len(100)) as u64;
+        let s = run_in_files(
+            &cell,
+            RawMode::Fallocate,
+            dir.path(),
+            None,
+            &budget,
+            2 * per_batch,
+            true,
+        )
+        .unwrap();
+        assert_eq!(s.batches, 5);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["raw-000000.dat", "raw-000001.dat", "raw-000002.dat"]
+        );
+        // The last file holds one batch at offset 0, then preallocated zeros.
+        let last = std::fs::read(dir.path().join("raw-000002.dat")).unwrap();
+        assert_eq!(last.len() as u64, 2 * per_batch);
+        assert!(last[per_batch as usize..].iter().all(|&b| b == 0));
+        assert!(last[..per_batch as usize].iter().any(|&b| b != 0));
+    }
 
     #[test]
     fn raw_loop_writes_the_frame_bytes_in_both_modes() {
