@@ -429,15 +429,28 @@ pub(crate) fn scan<V: Vfs>(
         }
         max_group = max_group.max(later);
         let path = segs[bsi].path.clone();
-        if let Some((ppath, poff, pgroup)) = proof {
+        // A second proof: `truncate_suffix` syncs everything before it records its kept end
+        // in the header, so every entry up to the truncation index was durable.
+        let proof = match proof {
+            Some((ppath, poff, pgroup)) => Some(format!(
+                "the record starting sync group {pgroup} at {}:{poff} proves this data was synced",
+                ppath.display()
+            )),
+            None => index
+                .filter(|&i| hstate.trunc_index != 0 && i <= hstate.trunc_index)
+                .map(|_| {
+                    format!(
+                        "entries up to {} were synced before the last truncation (header)",
+                        hstate.trunc_index
+                    )
+                }),
+        };
+        if let Some(proof) = proof {
             let corrupt = Outcome::Corrupt {
                 path: path.clone(),
                 offset: boff as u64,
                 index,
-                reason: format!(
-                    "{reason}; the record starting sync group {pgroup} at {}:{poff} proves this data was synced",
-                    ppath.display()
-                ),
+                reason: format!("{reason}; {proof}"),
             };
             if recovery == RecoveryMode::Strict {
                 let Outcome::Corrupt {

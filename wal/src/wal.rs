@@ -82,17 +82,19 @@ impl<V: Vfs> Wal<V> {
         // What the scan read may sit only in the page cache (a handle that failed an fsync
         // and was dropped without a crash: fsyncgate). Make it durable before acting on it:
         // rewrite the header it trusts into the other slot, and sync every segment kept.
+        // Segments first: the header's truncation index asserts that entries up to it are
+        // durable, and recovery may set it to the end it keeps.
+        for seg in &scan.segments {
+            seg.file
+                .sync_data()
+                .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
+        }
         if let Some(h) = scan.header.as_mut() {
             let mut st = h.state();
             if let Some(index) = scan.kept_end_index {
                 st.trunc_index = index;
             }
             h.update(st)?;
-        }
-        for seg in &scan.segments {
-            seg.file
-                .sync_data()
-                .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
         }
         let prealloc = opts.preallocate.then_some(opts.segment_size);
         recovery::repair(&vfs, &dir, &mut scan, prealloc)?;
