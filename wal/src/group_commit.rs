@@ -19,7 +19,8 @@
 //!               if failed                      -> return Err(Poisoned)
 //!               if no sync in flight           -> become leader:
 //!                   syncing = true; unlock state
-//!                   yield while threads are queued for the wal lock (bounded)
+//!                   gather: yield while threads are queued for the wal lock, or fewer
+//!                   tickets are pending than the last sync covered (at most 100 us)
 //!                   lock wal; target = appended; wal.sync(); unlock wal
 //!                   lock state; synced = target (or failed = cause); syncing = false
 //!                   notify_all
@@ -41,16 +42,17 @@
 //! commit, gets [`Error::Poisoned`] naming the original failure; the leader gets the original
 //! error itself. Tickets already covered by an earlier successful sync stay acknowledged.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::io::{StdVfs, Vfs};
 use crate::types::Stats;
 use crate::wal::Wal;
 
-/// How many times a new leader yields to threads queued for the WAL lock before it syncs.
-const MAX_YIELDS: usize = 32;
+/// How long a new leader at most waits for the group to gather before it syncs.
+const MAX_GATHER: Duration = Duration::from_micros(100);
 
 /// A [`Wal`] shared between threads, whose commits share `fdatasync`s (group commit).
 pub struct GroupCommit<V: Vfs = StdVfs> {
@@ -60,6 +62,11 @@ pub struct GroupCommit<V: Vfs = StdVfs> {
     /// Threads queued for the WAL lock to run their closure: a new leader lets them in
     /// before it syncs, so their appends ride its sync instead of waiting for the next one.
     queued: AtomicUsize,
+    /// Copies of `Inner::appended` and `SyncState::synced`, readable without the locks.
+    appended_hint: AtomicU64,
+    synced_hint: AtomicU64,
+    /// Tickets the last successful sync covered: the size of the group to wait for.
+    last_group: AtomicU64,
 }
 
 /// What the WAL lock protects: the WAL and the number of the last closure that ran.
@@ -89,6 +96,9 @@ impl<V: Vfs> GroupCommit<V> {
             state: Mutex::new(SyncState::default()),
             synced_cond: Condvar::new(),
             queued: AtomicUsize::new(0),
+            appended_hint: AtomicU64::new(0),
+            synced_hint: AtomicU64::new(0),
+            last_group: AtomicU64::new(1),
         }
     }
 
@@ -104,6 +114,7 @@ impl<V: Vfs> GroupCommit<V> {
             let mut inner = inner?;
             let value = f(&mut inner.wal)?;
             inner.appended += 1;
+            self.appended_hint.store(inner.appended, Ordering::SeqCst);
             (value, inner.appended)
         };
         self.wait_durable(ticket)?;
@@ -156,7 +167,10 @@ impl<V: Vfs> GroupCommit<V> {
                 state.syncing = false;
                 let result = match outcome {
                     Ok(target) => {
+                        let covered = target.saturating_sub(state.synced);
                         state.synced = state.synced.max(target);
+                        self.synced_hint.store(state.synced, Ordering::SeqCst);
+                        self.last_group.store(covered.max(1), Ordering::SeqCst);
                         Ok(())
                     }
                     Err(e) => {
@@ -179,12 +193,21 @@ impl<V: Vfs> GroupCommit<V> {
 
     /// Syncs the WAL; returns the highest ticket the sync covered.
     fn sync_as_leader(&self) -> Result<u64> {
-        // Threads already queued for the WAL lock take it first (bounded, so a steady stream
-        // of arrivals cannot starve the sync): their appends join this sync. Without this the
-        // leader, freshly woken or never descheduled, tends to win the lock ahead of them and
-        // sync alone, and each queued thread later pays a sync of its own.
-        for _ in 0..MAX_YIELDS {
-            if self.queued.load(Ordering::SeqCst) == 0 {
+        // Gather the group before syncing: threads queued for the WAL lock take it first,
+        // and while fewer tickets are pending than the last sync covered, the writers woken
+        // by that sync get a moment (at most MAX_GATHER) to come back and append. Without
+        // this the leader, never descheduled, wins the lock ahead of them and syncs alone,
+        // and each of them later pays a sync of its own. A lone writer (last group of 1)
+        // never waits.
+        let want = self.last_group.load(Ordering::SeqCst).max(1);
+        let deadline = Instant::now() + MAX_GATHER;
+        loop {
+            let pending = self
+                .appended_hint
+                .load(Ordering::SeqCst)
+                .saturating_sub(self.synced_hint.load(Ordering::SeqCst));
+            let queued = self.queued.load(Ordering::SeqCst);
+            if (queued == 0 && pending >= want) || Instant::now() >= deadline {
                 break;
             }
             std::thread::yield_now();
