@@ -28,10 +28,14 @@
 //! ```
 //!
 //! `sync` needs `&mut Wal`, so appends cannot run while a sync is in flight: the threads that
-//! arrive meanwhile queue for the WAL lock. A new leader first lets those queued threads take
-//! the lock and append, so one sync covers them all (with 16 writers on 2 CPUs this took
-//! commits per sync from about 5 to about 8). Appends overlapping the fdatasync itself would
-//! need the WAL to expose the write-out and the fdatasync separately.
+//! arrive meanwhile queue for the WAL lock, and the writers a sync releases have to come back
+//! and append before the next sync if they are to share it. So a new leader first *gathers*:
+//! it yields while threads are queued for the WAL lock, or while fewer tickets are pending
+//! than the last sync covered, for at most 100 us. A lone writer (last group of one) never
+//! waits. Measured on 2 CPUs, 16 writers: 1.3 commits per fdatasync without the gathering
+//! (the leader, never descheduled, won the lock and synced alone), 15.9 with it. Appends
+//! overlapping the fdatasync itself would need the WAL to expose the write-out and the
+//! fdatasync separately.
 //!
 //! The leader reads `target` under the WAL lock, after every closure that took the lock before
 //! it, so every ticket `<= target` had its appends buffered before `sync` wrote them out:
