@@ -169,7 +169,22 @@ pub fn inspect<V: Vfs>(vfs: &V, dir: &Path) -> Result<Inspection> {
         .filter(|s| s.len() > 0)
         .map_or(hs.base.index, |s| s.last_index())
         .max(hs.base.index);
+    // The scan runs in TruncateCorrupt mode so it can report instead of failing: damage it
+    // would cut (a damaged segment header, a bad record proven synced) is corruption.
+    let cut_damage = scan
+        .report
+        .corruption_truncated
+        .first()
+        .map(|(file, offset, reason)| Finding::Corrupt {
+            path: PathBuf::from(file),
+            offset: *offset,
+            index: None,
+            reason: reason.clone(),
+        });
     let finding = match &scan.outcome {
+        Outcome::Clean | Outcome::Torn { .. } if cut_damage.is_some() => {
+            cut_damage.unwrap_or(Finding::Clean)
+        }
         Outcome::Clean => Finding::Clean,
         Outcome::Torn {
             path,
