@@ -286,13 +286,15 @@ pub(crate) fn scan<V: Vfs>(
         let mut batch_open = false;
         loop {
             let frame = decode_frame(buf, off, &segs[si].identity);
+            // Whether everything from here to the end of the file is zero: checked once.
+            let zero_tail = matches!(frame, Frame::Zero) && all_zero(&buf[off.min(buf.len())..]);
             let damaged = match &frame {
                 Frame::Record { header: h, .. } if h.index != expected => Some(format!(
                     "record holds index {} where {expected} was expected",
                     h.index
                 )),
                 Frame::Bad(reason) => Some(reason.clone()),
-                Frame::Zero if !all_zero(&buf[off.min(buf.len())..]) => {
+                Frame::Zero if !zero_tail => {
                     Some("zeroed record header followed by non-zero bytes".into())
                 }
                 _ => None,
@@ -363,7 +365,7 @@ pub(crate) fn scan<V: Vfs>(
                     });
                     off = end;
                 }
-                Frame::Zero if all_zero(&buf[off.min(buf.len())..]) => {
+                Frame::Zero if zero_tail => {
                     // A batch left open at the end of a segment was cut short by a suffix
                     // truncation when the next segment continues at the next index (a batch
                     // never spans segments, so no record of it can be missing); at the end
