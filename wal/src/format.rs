@@ -84,11 +84,12 @@ pub(crate) fn segment_identity(seq: u64, first_index: u64) -> crc32fast::Hasher 
     h
 }
 
-/// CRC of a record: identity ‖ header bytes [4, 32) ‖ payload.
-pub(crate) fn record_crc(identity: &crc32fast::Hasher, header: &[u8], payload: &[u8]) -> u32 {
+/// CRC of a record: identity ‖ header bytes [4, 32) ‖ payload, computed in one pass over
+/// `fields`, the record's bytes from offset 4 through the end of its payload (header and
+/// payload are adjacent wherever a record is encoded or decoded).
+pub(crate) fn record_crc(identity: &crc32fast::Hasher, fields: &[u8]) -> u32 {
     let mut h = identity.clone();
-    h.update(&header[4..rec::HEADER_LEN]);
-    h.update(payload);
+    h.update(fields);
     h.finalize()
 }
 
@@ -170,8 +171,7 @@ pub(crate) fn decode_frame(buf: &[u8], off: usize, identity: &crc32fast::Hasher)
             rest.len()
         ));
     }
-    let payload = &rest[rec::HEADER_LEN..rec::HEADER_LEN + len];
-    let crc = record_crc(identity, hbytes, payload);
+    let crc = record_crc(identity, &rest[4..rec::HEADER_LEN + len]);
     if crc != header.crc {
         return Frame::Bad(format!(
             "record checksum mismatch (stored {:#010x}, computed {crc:#010x})",
@@ -305,7 +305,7 @@ mod tests {
         };
         h.encode(&mut buf);
         buf[rec::HEADER_LEN..rec::HEADER_LEN + payload.len()].copy_from_slice(payload);
-        h.crc = record_crc(&id, &buf[..rec::HEADER_LEN], payload);
+        h.crc = record_crc(&id, &buf[4..rec::HEADER_LEN + payload.len()]);
         h.encode(&mut buf);
         match decode_frame(&buf, 0, &id) {
             Frame::Record { header, end } => {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::{debug, info, info_span, warn};
 
 use crate::error::{Error, Result};
-use crate::format::{rec, record_len, segment_name, RecordHeader};
+use crate::format::{rec, record_crc, record_len, segment_name, RecordHeader};
 use crate::header::{HeaderFile, HeaderState};
 use crate::io::{OpenMode, StdVfs, Vfs, VfsFile};
 use crate::recovery;
@@ -356,11 +356,10 @@ impl<V: Vfs> Wal<V> {
             pending.extend_from_slice(&[0u8; rec::HEADER_LEN]);
             header.encode(&mut pending[start..start + rec::HEADER_LEN]);
             pending.extend_from_slice(&e.data);
-            // One CRC pass over header fields and payload, adjacent in the buffer (the same
-            // value as `format::record_crc`, which decoding uses).
-            let mut h = seg.identity.clone();
-            h.update(&pending[start + 4..start + rec::HEADER_LEN + e.data.len()]);
-            let crc = h.finalize();
+            let crc = record_crc(
+                &seg.identity,
+                &pending[start + 4..start + rec::HEADER_LEN + e.data.len()],
+            );
             pending[start..start + 4].copy_from_slice(&crc.to_le_bytes());
             pending.resize(start + record_len(e.data.len()), 0);
             seg.push(e.index, e.term, seg.written + start as u64);
