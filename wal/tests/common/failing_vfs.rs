@@ -4,7 +4,7 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wal::io::{StdFile, StdLock};
@@ -18,6 +18,10 @@ pub struct Plan {
     writes: AtomicU64,
     fail_sync_at: AtomicU64,
     fail_write_at: AtomicU64,
+    /// Every file sync fails while set.
+    fail_every_sync: AtomicBool,
+    /// Extra time every file sync takes, in microseconds (a slow disk).
+    sync_delay_us: AtomicU64,
 }
 
 #[derive(Clone, Default)]
@@ -49,8 +53,13 @@ fn eio() -> io::Error {
 
 impl FailingFile {
     fn sync_hit(&self) -> bool {
+        let delay = self.plan.sync_delay_us.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
         let n = self.plan.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         n == self.plan.fail_sync_at.load(Ordering::SeqCst)
+            || self.plan.fail_every_sync.load(Ordering::SeqCst)
     }
 }
 
@@ -135,6 +144,16 @@ impl FailingVfs {
     pub fn fail_write_after(&self, k: u64) {
         let n = self.plan.writes.load(Ordering::SeqCst);
         self.plan.fail_write_at.store(n + 1 + k, Ordering::SeqCst);
+    }
+    /// Makes every file sync fail (`true`) or succeed again (`false`).
+    pub fn fail_every_sync(&self, on: bool) {
+        self.plan.fail_every_sync.store(on, Ordering::SeqCst);
+    }
+    /// Makes every file sync take `delay` longer (a slow disk).
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.plan
+            .sync_delay_us
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
     }
     /// Disarms any pending failure.
     pub fn disarm(&self) {
