@@ -383,19 +383,24 @@ impl<V: Vfs> Wal<V> {
     /// data is on stable storage.
     pub fn sync(&mut self) -> Result<()> {
         self.check_writable()?;
+        // Only segments sealed by rotations since the last sync can hold unsynced data, and
+        // they are the ones just before the active segment: walk back to the first clean one.
         let n = self.segments.len();
-        for i in 0..n.saturating_sub(1) {
-            if self.segments[i].dirty {
-                let seg = &self.segments[i];
-                let r = seg.file.sync_data();
-                self.stats.file_syncs += 1;
-                if let Err(e) = r {
-                    let err = Error::io("fdatasync", &seg.path, e);
-                    self.poison(&err);
-                    return Err(err);
-                }
-                self.segments[i].dirty = false;
+        let sealed = n.saturating_sub(1);
+        let first_dirty = self.segments[..sealed]
+            .iter()
+            .rposition(|s| !s.dirty)
+            .map_or(0, |i| i + 1);
+        for i in first_dirty..sealed {
+            let seg = &self.segments[i];
+            let r = seg.file.sync_data();
+            self.stats.file_syncs += 1;
+            if let Err(e) = r {
+                let err = Error::io("fdatasync", &seg.path, e);
+                self.poison(&err);
+                return Err(err);
             }
+            self.segments[i].dirty = false;
         }
         if !self.pending.is_empty() {
             self.write_pending(self.pending.len())?;
