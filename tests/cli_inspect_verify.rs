@@ -89,7 +89,7 @@ fn corruption_of_synced_data_is_named_with_file_and_offset() {
     // A byte in the middle of the second-to-last segment: synced, with later syncs after it.
     let victim = &segs[segs.len() - 2];
     let mut bytes = std::fs::read(victim).unwrap();
-    bytes[200] ^= 0x5a;
+    bytes[4096 + 200] ^= 0x5a;
     std::fs::write(victim, &bytes).unwrap();
     let o = raftwal(&["verify", d.path().to_str().unwrap()]);
     let t = text(&o);
@@ -139,7 +139,8 @@ fn bad_input_gets_a_clear_error() {
 
     let d = tempfile::tempdir().unwrap();
     write_log(d.path());
-    std::fs::write(d.path().join("00000000000000000001.wal"), b"").unwrap();
+    // The first live segment emptied (a file that cannot even hold a segment header).
+    std::fs::write(&segments(d.path())[0], b"").unwrap();
     let o = raftwal(&["verify", d.path().to_str().unwrap()]);
     let t = text(&o);
     assert_ne!(o.status.code(), Some(0), "{t}");

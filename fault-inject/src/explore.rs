@@ -45,7 +45,7 @@ impl Default for ExploreConfig {
         ExploreConfig {
             seed: 1,
             opts: Options {
-                segment_size: 4096,
+                segment_size: 8192,
                 // Appends are written out at once, so several writes await one sync.
                 write_buffer: 256,
                 ..Options::default()

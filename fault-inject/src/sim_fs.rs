@@ -699,6 +699,12 @@ impl wal::Vfs for SimFs {
             st.disk.epoch,
         ))
     }
+
+    /// No: a seed must replay the same operations in the same order, so the WAL prepares
+    /// its spare segment inline.
+    fn background_io(&self) -> bool {
+        false
+    }
 }
 
 /// Used by [`SimFile`] for ENOSPC and write-error handling.

@@ -66,7 +66,7 @@ impl Default for TortureConfig {
         TortureConfig {
             seed: 0,
             opts: Options {
-                segment_size: 4096,
+                segment_size: 8192,
                 write_buffer: 1024,
                 ..Options::default()
             },

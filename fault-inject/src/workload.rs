@@ -286,7 +286,10 @@ mod tests {
                 _ => None,
             })
             .sum();
-        assert!(bytes > 4096, "crosses a 4 KiB segment: {bytes}");
+        assert!(
+            bytes > 4096,
+            "crosses an 8 KiB segment's 4 KiB of records: {bytes}"
+        );
         assert!(ops.iter().any(|o| matches!(o, Op::TruncateSuffix(6))));
         assert!(ops.iter().any(|o| matches!(o, Op::Compact(5))));
     }

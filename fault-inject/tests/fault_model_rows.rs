@@ -18,7 +18,7 @@ fn dir() -> &'static Path {
 
 fn opts() -> Options {
     Options {
-        segment_size: 4096,
+        segment_size: 8192,
         write_buffer: 256,
         ..Options::default()
     }

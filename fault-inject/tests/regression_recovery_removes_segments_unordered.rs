@@ -37,7 +37,7 @@ fn state(w: &Wal<SimFs>) -> (u64, u64, Vec<Entry>) {
 fn crash_during_recovery_that_removes_two_segments_converges() {
     let dir = Path::new("/wal");
     let opts = Options {
-        segment_size: 4096,
+        segment_size: 8192,
         write_buffer: 256,
         ..Options::default()
     };

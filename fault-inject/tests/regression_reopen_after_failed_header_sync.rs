@@ -18,7 +18,7 @@ use wal::{Entry, Options, Vfs, Wal};
 
 fn opts() -> Options {
     Options {
-        segment_size: 4096,
+        segment_size: 8192,
         ..Options::default()
     }
 }

@@ -29,7 +29,7 @@ fn entry(index: u64) -> Entry {
 fn check_truncation_tears(write_buffer: usize, from: u64) {
     let dir = Path::new("/wal");
     let opts = Options {
-        segment_size: 4096,
+        segment_size: 8192,
         write_buffer,
         ..Options::default()
     };

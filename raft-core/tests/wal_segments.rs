@@ -1,4 +1,4 @@
-//! The simulator's WAL uses 4 KiB segments so the scenarios exercise segment rotation and
+//! The simulator's WAL uses 8 KiB segments so the scenarios exercise segment rotation and
 //! whole-segment deletion after snapshots under power cuts; this checks that they happen.
 
 use raft_core::sim::{cmd, StoreKind, Tester};

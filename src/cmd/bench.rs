@@ -65,6 +65,30 @@ pub struct Args {
     /// raftwal's `Options::segment_size` in bytes [default: the WAL's default, 64 MiB].
     #[arg(long)]
     pub segment_size: Option<u64>,
+    /// raftwal's `Options::prepare`: how the next segment's space is prepared.
+    #[arg(long, value_enum, default_value_t = Prepare::Background)]
+    pub prepare: Prepare,
+}
+
+/// `--prepare` values, mapping to [`wal::SegmentPrepare`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prepare {
+    /// `fallocate` each segment at rotation (unwritten extents).
+    Allocate,
+    /// Zero-fill a spare segment inline, right after each rotation.
+    Zero,
+    /// Zero-fill a spare segment on a background thread, paced (the default).
+    Background,
+}
+
+impl From<Prepare> for wal::SegmentPrepare {
+    fn from(p: Prepare) -> Self {
+        match p {
+            Prepare::Allocate => wal::SegmentPrepare::Allocate,
+            Prepare::Zero => wal::SegmentPrepare::ZeroFill,
+            Prepare::Background => wal::SegmentPrepare::ZeroFillBackground,
+        }
+    }
 }
 
 /// What to measure: cells, systems, budgets, recovery log sizes.
@@ -172,9 +196,10 @@ pub fn run(args: Args) -> CmdResult {
         );
     }
     println!(
-        "raftwal: segment_size = {} MiB, preallocate = {}",
+        "raftwal: segment_size = {} MiB, preallocate = {}, prepare = {:?}",
         plan.wal_opts.segment_size >> 20,
-        plan.wal_opts.preallocate
+        plan.wal_opts.preallocate,
+        plan.wal_opts.prepare
     );
 
     println!("load average at start: {}", loadavg());
@@ -275,6 +300,7 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
     if args.no_preallocate {
         wal_opts.preallocate = false;
     }
+    wal_opts.prepare = args.prepare.into();
     Ok(Plan {
         budget: Budget {
             time: Duration::from_secs_f64(slice),

@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub real: Option<PathBuf>,
     /// Segment size in bytes (small, so runs rotate often).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 8192)]
     pub segment_size: u64,
     /// Longest the child runs before it is killed, in milliseconds (real mode).
     #[arg(long, default_value_t = 200)]
@@ -61,7 +61,7 @@ pub struct ChildArgs {
     #[arg(long)]
     pub seed: u64,
     /// Segment size in bytes.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 8192)]
     pub segment_size: u64,
     /// Stop after this many calls if not killed first.
     #[arg(long, default_value_t = 1_000_000)]

@@ -5,7 +5,7 @@
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 /// Current on-disk format version of every raftwal file.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Records and segment headers are aligned to this many bytes.
 pub(crate) const ALIGN: usize = 8;
@@ -15,7 +15,8 @@ pub(crate) const fn align_up(n: usize) -> usize {
     (n + ALIGN - 1) & !(ALIGN - 1)
 }
 
-/// Segment file header (64 bytes at offset 0 of every `<first-index>.wal`):
+/// Segment file header (64 bytes at offset 0 of every `<first-index>.wal`, then zeros up to
+/// [`seg::DATA_START`] = 4096, where the first record starts):
 ///
 /// ```text
 /// off  size  field
@@ -31,6 +32,11 @@ pub(crate) const fn align_up(n: usize) -> usize {
 pub(crate) mod seg {
     pub const MAGIC: [u8; 8] = *b"RWALSEG1";
     pub const HEADER_LEN: usize = 64;
+    /// Offset of the first record: the header is padded with zeros to a 4 KiB page, so a
+    /// batch whose frames fill whole pages never shares a page with the header or (when the
+    /// batches before it did too) with an earlier batch: an `fdatasync` then never rewrites a
+    /// page it already wrote.
+    pub const DATA_START: usize = 4096;
     pub const OFF_VERSION: usize = 8;
     pub const OFF_SEQ: usize = 16;
     pub const OFF_FIRST_INDEX: usize = 24;

@@ -55,6 +55,13 @@ pub trait Vfs: Clone + Send + Sync + 'static {
     /// Takes an exclusive lock on `dir` for this process. A lock already held (by this or
     /// another process) fails with [`io::ErrorKind::WouldBlock`].
     fn lock(&self, dir: &Path) -> io::Result<Self::Lock>;
+    /// Whether the WAL may do I/O on this file system from a background thread (preparing
+    /// the spare segment, see [`crate::SegmentPrepare::ZeroFillBackground`]). A simulated file
+    /// system that must replay the same operations in the same order for a given seed
+    /// returns `false`, and the WAL then does that work inline, deterministically.
+    fn background_io(&self) -> bool {
+        true
+    }
 }
 
 /// An open file with positional I/O.

@@ -45,11 +45,14 @@ mod mmap;
 mod recovery;
 mod segment;
 mod snapshot;
+mod spare;
 mod types;
 mod wal;
 
 pub use error::{Error, Result};
 pub use io::{OpenMode, StdVfs, Vfs, VfsFile};
 pub use mmap::MappedRegion;
-pub use types::{Entry, HardState, Options, RecoveryMode, RecoveryReport, SnapshotMeta, Stats};
+pub use types::{
+    Entry, HardState, Options, RecoveryMode, RecoveryReport, SegmentPrepare, SnapshotMeta, Stats,
+};
 pub use wal::Wal;

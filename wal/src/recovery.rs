@@ -228,7 +228,7 @@ pub(crate) fn scan<V: Vfs>(
             h.seq,
             h.first_index,
             h.first_group,
-            seg::HEADER_LEN as u64,
+            seg::DATA_START as u64,
         ));
         maps.push(map);
     }
@@ -236,13 +236,13 @@ pub(crate) fn scan<V: Vfs>(
     // The stream scan.
     let mut prev: Option<Accepted> = None;
     let mut bad: Option<(usize, usize, Option<u64>, String)> = None;
-    let mut last_batch_end: (usize, u64) = (0, seg::HEADER_LEN as u64);
+    let mut last_batch_end: (usize, u64) = (0, seg::DATA_START as u64);
     // The index of the record just before `last_batch_end` when nothing on disk marks it as
     // a batch end (a group start or a segment boundary closed its batch): a cut there must
     // record it in the header, or the next open would cut it again.
     let mut last_batch_end_mark: Option<u64> = None;
     let mut batch_open_at_end = false;
-    let mut last_accepted_end: (usize, u64) = (0, seg::HEADER_LEN as u64);
+    let mut last_accepted_end: (usize, u64) = (0, seg::DATA_START as u64);
     let mut expected = segs.first().map(|s| s.first_index).unwrap_or(0);
     'stream: for si in 0..segs.len() {
         if si > 0 {
@@ -254,7 +254,7 @@ pub(crate) fn scan<V: Vfs>(
                 // Missing entries are all compacted: step over the hole.
                 report.compacted_damage.push((
                     segs[si].path.display().to_string(),
-                    seg::HEADER_LEN as u64,
+                    seg::DATA_START as u64,
                     format!(
                         "entries {expected}..{} (compacted) are missing",
                         segs[si].first_index
@@ -265,7 +265,7 @@ pub(crate) fn scan<V: Vfs>(
             if segs[si].first_index != expected {
                 bad = Some((
                     si,
-                    seg::HEADER_LEN,
+                    seg::DATA_START,
                     Some(expected),
                     format!(
                         "segment starts at index {}, index {expected} was expected",
@@ -274,7 +274,7 @@ pub(crate) fn scan<V: Vfs>(
                 ));
                 break;
             }
-            last_batch_end = (si, seg::HEADER_LEN as u64);
+            last_batch_end = (si, seg::DATA_START as u64);
             last_batch_end_mark = if batch_open_at_end {
                 prev.as_ref().map(|p| p.index)
             } else {
@@ -282,7 +282,7 @@ pub(crate) fn scan<V: Vfs>(
             };
         }
         let buf: &[u8] = &maps[si];
-        let mut off = seg::HEADER_LEN;
+        let mut off = seg::DATA_START;
         let mut batch_open = false;
         loop {
             let frame = decode_frame(buf, off, &segs[si].identity);
@@ -410,7 +410,7 @@ pub(crate) fn scan<V: Vfs>(
         let mut proof: Option<(PathBuf, u64, u64)> = None;
         'search: for si in bsi..segs.len() {
             let buf: &[u8] = &maps[si];
-            let mut pos = if si == bsi { boff } else { seg::HEADER_LEN };
+            let mut pos = if si == bsi { boff } else { seg::DATA_START };
             while pos + rec::HEADER_LEN <= buf.len() {
                 if all_zero(&buf[pos..pos + rec::HEADER_LEN]) {
                     pos += ALIGN;

@@ -1,7 +1,7 @@
 //! A segment file `<first-index>.wal` and its in-memory index.
 //!
-//! File layout: a 64-byte segment header (see `format::seg`), then record frames (see
-//! `format::rec`), then zeros up to the preallocated size. A segment is created under
+//! File layout: a 64-byte segment header (see `format::seg`) padded with zeros to 4 KiB, then
+//! record frames (see `format::rec`) from offset 4096, then zeros up to the preallocated size. A segment is created under
 //! `<name>.tmp` with its header written, preallocated and synced, then renamed into place and
 //! the directory synced — so every `<first-index>.wal` has a durable, valid header.
 //!
@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_frame, encode_segment_header, rec, segment_identity, segment_name, Frame, RecordHeader,
-    TMP_SUFFIX,
+    decode_frame, encode_segment_header, rec, seg, segment_identity, segment_name, Frame,
+    RecordHeader, TMP_SUFFIX,
 };
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::types::Entry;
@@ -79,7 +79,41 @@ impl<F: VfsFile> Segment<F> {
             seq,
             first_index,
             first_group,
-            header.len() as u64,
+            seg::DATA_START as u64,
+        ))
+    }
+
+    /// Turns the spare file at `spare` (written, synced zeros; see `crate::spare`) into a new
+    /// segment durably: header written and `fdatasync`ed, renamed into place, directory
+    /// fsynced. Its blocks are already written, so later `fdatasync`s flush data only.
+    pub(crate) fn from_spare<V: Vfs<File = F>>(
+        vfs: &V,
+        dir: &Path,
+        spare: &Path,
+        seq: u64,
+        first_index: u64,
+        first_group: u64,
+    ) -> Result<Self> {
+        let path = dir.join(segment_name(first_index));
+        let file = vfs
+            .open(spare, OpenMode::ReadWrite)
+            .map_err(|e| Error::io("open", spare, e))?;
+        let header = encode_segment_header(seq, first_index, first_group);
+        file.write_all_at(&header, 0)
+            .map_err(|e| Error::io("write", spare, e))?;
+        file.sync_data()
+            .map_err(|e| Error::io("fdatasync", spare, e))?;
+        vfs.rename(spare, &path)
+            .map_err(|e| Error::io("rename", spare, e))?;
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("fsync dir", dir, e))?;
+        Ok(Self::from_parts(
+            path,
+            file,
+            seq,
+            first_index,
+            first_group,
+            seg::DATA_START as u64,
         ))
     }
 

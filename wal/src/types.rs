@@ -48,8 +48,9 @@ pub enum RecoveryMode {
 /// Tuning knobs. `Options::default()` suits most deployments.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Size at which the active segment is sealed and a new one started (default 64 MiB). A
-    /// single batch larger than this gets a segment of its own.
+    /// Size at which the active segment is sealed and a new one started (default 64 MiB; at
+    /// least 8 KiB: records start after a 4 KiB header page). A single batch larger than
+    /// this gets a segment of its own.
     pub segment_size: u64,
     /// Preallocate each new segment to `segment_size` (default true), so appends neither grow
     /// the file nor fail for space mid-segment.
@@ -58,6 +59,29 @@ pub struct Options {
     pub recovery: RecoveryMode,
     /// Appended bytes buffered before they are written out ahead of a `sync` (default 4 MiB).
     pub write_buffer: usize,
+    /// How the next segment's space is prepared when `preallocate` is on (default
+    /// [`SegmentPrepare::ZeroFillBackground`]).
+    pub prepare: SegmentPrepare,
+}
+
+/// How a preallocated segment's space is prepared (with [`Options::preallocate`]).
+///
+/// Appending into blocks that `fallocate` reserved costs a journal commit per `fdatasync` on
+/// ext4/xfs (each first write converts an *unwritten extent*); appending over blocks that
+/// already hold written zeros does not. The zero-filling modes keep one spare segment file of
+/// written zeros ready (one `segment_size` of extra disk space) and turn it into the next
+/// segment at rotation. See `docs/FORMAT.md`, "Spare segment".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SegmentPrepare {
+    /// `fallocate` each new segment at rotation; no spare file.
+    Allocate,
+    /// Keep a zero-filled spare, filled on the appending thread right after each rotation
+    /// (and at open). Deterministic: for simulated file systems and tests.
+    ZeroFill,
+    /// Keep a zero-filled spare, filled by a background thread (the default). A rotation
+    /// that finds the fill unfinished waits for it.
+    #[default]
+    ZeroFillBackground,
 }
 
 impl Default for Options {
@@ -67,6 +91,7 @@ impl Default for Options {
             preallocate: true,
             recovery: RecoveryMode::Strict,
             write_buffer: 4 << 20,
+            prepare: SegmentPrepare::default(),
         }
     }
 }
@@ -109,4 +134,9 @@ pub struct Stats {
     pub header_updates: u64,
     /// Segments created.
     pub segments_created: u64,
+    /// Of those, segments made from a spare file (see [`SegmentPrepare`]).
+    pub segments_from_spare: u64,
+    /// Bytes of zeros written into spare files (less than `segment_size` per spare when a
+    /// rotation had to take one before it was fully zeroed).
+    pub spare_bytes_zeroed: u64,
 }

@@ -11,7 +11,10 @@ use crate::header::{HeaderFile, HeaderState};
 use crate::io::{OpenMode, StdVfs, Vfs, VfsFile};
 use crate::recovery;
 use crate::segment::Segment;
-use crate::types::{Entry, HardState, Options, RecoveryReport, SnapshotMeta, Stats};
+use crate::spare::Spare;
+use crate::types::{
+    Entry, HardState, Options, RecoveryReport, SegmentPrepare, SnapshotMeta, Stats,
+};
 
 /// A write-ahead log for one Raft server's persistent state, in one directory.
 ///
@@ -25,6 +28,9 @@ use crate::types::{Entry, HardState, Options, RecoveryReport, SnapshotMeta, Stat
 /// - **Locking**: the directory is locked for the handle's lifetime.
 /// - **Dropping** the handle does not sync: unsynced appends are lost, exactly as in a crash.
 pub struct Wal<V: Vfs = StdVfs> {
+    /// Declared before the lock: dropping it stops and joins a background fill while the
+    /// directory is still locked.
+    spare: Spare<V>,
     vfs: V,
     dir: PathBuf,
     opts: Options,
@@ -64,9 +70,14 @@ impl<V: Vfs> Wal<V> {
         let span = info_span!("wal_open", dir = %dir.display());
         let _g = span.enter();
         let started = Instant::now();
-        if opts.segment_size < 4096 {
+        let min_segment = crate::format::seg::DATA_START as u64 + 4096;
+        if opts.segment_size < min_segment {
             return Err(Error::InvalidArgument {
-                reason: format!("segment_size {} is below 4096 bytes", opts.segment_size),
+                reason: format!(
+                    "segment_size {} is below {min_segment} bytes (a 4 KiB header page and \
+                     4 KiB of records)",
+                    opts.segment_size
+                ),
             });
         }
         vfs.create_dir_all(&dir)
@@ -122,6 +133,19 @@ impl<V: Vfs> Wal<V> {
         };
         let mut report = scan.report.clone();
         report.segments = segments.len();
+        // A spare for the next rotation; a log without a segment needs it for its first
+        // append, so that fill completes now (outside the first append's latency).
+        let prepare = match opts.preallocate {
+            true => opts.prepare,
+            false => SegmentPrepare::Allocate,
+        };
+        let spare = Spare::open(
+            vfs.clone(),
+            &dir,
+            opts.segment_size,
+            prepare,
+            segments.is_empty(),
+        )?;
         info!(
             segments = segments.len(),
             first_index = base.index + 1,
@@ -134,6 +158,7 @@ impl<V: Vfs> Wal<V> {
             "recovered"
         );
         Ok(Wal {
+            spare,
             vfs,
             dir,
             opts,
@@ -166,7 +191,10 @@ impl<V: Vfs> Wal<V> {
 
     /// Counters since open.
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            spare_bytes_zeroed: self.spare.zeroed(),
+            ..self.stats
+        }
     }
 
     /// True after a failed write or sync: every later write fails until reopen.
@@ -515,7 +543,7 @@ impl<V: Vfs> Wal<V> {
             return Ok(());
         };
         let cut = if seg.first_index >= from {
-            crate::format::seg::HEADER_LEN as u64
+            crate::format::seg::DATA_START as u64
         } else {
             seg.offset_of(from).unwrap_or(seg.written)
         };
@@ -640,9 +668,21 @@ impl<V: Vfs> Wal<V> {
             self.write_pending(self.pending.len())?;
         }
         let seq = self.next_seq;
-        let prealloc = self.opts.preallocate.then_some(self.opts.segment_size);
-        let seg = Segment::create(&self.vfs, &self.dir, seq, first_index, self.group, prealloc)
-            .inspect_err(|e| self.poison(e))?;
+        let spare = self.spare.take().inspect_err(|e| self.poison(e))?;
+        let seg = match spare {
+            Some(spare) => {
+                let seg =
+                    Segment::from_spare(&self.vfs, &self.dir, &spare, seq, first_index, self.group)
+                        .inspect_err(|e| self.poison(e))?;
+                self.stats.segments_from_spare += 1;
+                seg
+            }
+            None => {
+                let prealloc = self.opts.preallocate.then_some(self.opts.segment_size);
+                Segment::create(&self.vfs, &self.dir, seq, first_index, self.group, prealloc)
+                    .inspect_err(|e| self.poison(e))?
+            }
+        };
         self.stats.segments_created += 1;
         self.stats.file_syncs += 1;
         self.stats.dir_syncs += 1;
@@ -650,6 +690,8 @@ impl<V: Vfs> Wal<V> {
         debug!(file = %segment_name(first_index), seq, "rotated to a new segment");
         self.segments.push(seg);
         self.last_record = None;
+        // The next spare: filled now or started in the background (see `spare.rs`).
+        self.spare.refill().inspect_err(|e| self.poison(e))?;
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! Corruption sweep: build a small WAL (several 4 KiB segments, several sync groups, a
+//! Corruption sweep: build a small WAL (several 8 KiB segments, several sync groups, a
 //! header with a vote, a snapshot), then for every byte of every file flip it (xor 0xff, and
 //! separately one bit) in a copy of the directory and reopen; and truncate every file at
 //! every length. Acceptable outcomes of a flip:
@@ -64,7 +64,7 @@ fn observe(w: &Wal) -> Result<State, String> {
 
 fn opts(recovery: RecoveryMode) -> Options {
     Options {
-        segment_size: 4096,
+        segment_size: 8192,
         recovery,
         ..Options::default()
     }
@@ -178,11 +178,11 @@ fn build() -> Fixture {
     }
 }
 
-/// (index, start, end) of every record of a segment image (format: 64-byte header, records
-/// of a 32-byte header — length at 4..8, index at 8..16 — and payload, padded to 8).
+/// (index, start, end) of every record of a segment image (format: 64-byte header padded to
+/// 4096, records of a 32-byte header — length at 4..8, index at 8..16 — and payload, padded to 8).
 fn records(bytes: &[u8]) -> Vec<(u64, usize, usize)> {
     let mut out = Vec::new();
-    let mut off = 64;
+    let mut off = 4096;
     while off + 32 <= bytes.len() && bytes[off..off + 32].iter().any(|&b| b != 0) {
         let len = u32::from_le_bytes(bytes[off + 4..off + 8].try_into().unwrap()) as usize;
         let index = u64::from_le_bytes(bytes[off + 8..off + 16].try_into().unwrap());
@@ -197,7 +197,7 @@ fn records(bytes: &[u8]) -> Vec<(u64, usize, usize)> {
 /// record header's worth), past which only preallocated zeros follow.
 fn data_end(name: &str, bytes: &[u8]) -> usize {
     if name.ends_with(".wal") {
-        (records(bytes).last().map_or(64, |r| r.2) + 64).min(bytes.len())
+        (records(bytes).last().map_or(4096, |r| r.2) + 64).min(bytes.len())
     } else {
         bytes.len()
     }

@@ -1,6 +1,6 @@
 //! Model-based test: seeded random sequences of appends, syncs, truncations, compactions,
 //! snapshots, hard-state changes and reopens (clean, and dropped without a sync) against a
-//! plain in-memory model, on real temporary directories with 4 KiB segments.
+//! plain in-memory model, on real temporary directories with 8 KiB segments.
 //!
 //! - `WAL_MODEL_SEEDS=<n>` runs `n` sequences (seeds `0..n`) instead of the default.
 //! - `WAL_MODEL_SEED=<s>` runs just seed `s` (what a failure prints), with its op trace.
@@ -112,7 +112,7 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = common::fast_tempdir();
     let opts = Options {
-        segment_size: 4096,
+        segment_size: 8192,
         preallocate: rng.gen_bool(0.7),
         write_buffer: [512usize, 4096, 4 << 20][rng.gen_range(0..3)],
         ..Options::default()

@@ -142,7 +142,7 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> (usize, usize) {
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = common::fast_tempdir();
     let opts = Options {
-        segment_size: 4096,
+        segment_size: 8192,
         preallocate: rng.gen_bool(0.7),
         write_buffer: [512usize, 4096, 4 << 20][rng.gen_range(0..3)],
         ..Options::default()

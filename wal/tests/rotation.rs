@@ -174,10 +174,10 @@ fn reopening_with_another_segment_size_or_preallocation() {
     let dir = tempfile::tempdir().unwrap();
     let mut all = Vec::new();
     for (round, (size, prealloc)) in [
-        (4096u64, true),
+        (8192u64, true),
         (1 << 20, false),
-        (8192, true),
-        (4096, false),
+        (16384, true),
+        (8192, false),
     ]
     .into_iter()
     .enumerate()

@@ -12,7 +12,7 @@ fn e(index: u64, term: u64) -> Entry {
 fn smoke_roundtrip_rotation_truncate_compact() {
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {
-        segment_size: 4096,
+        segment_size: 8192,
         ..Options::default()
     };
     let mut w = Wal::open(dir.path(), opts.clone()).unwrap();

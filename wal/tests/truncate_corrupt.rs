@@ -41,7 +41,7 @@ fn a_damaged_record_cuts_the_log_before_its_batch() {
         .parse()
         .unwrap();
     // The payload of the segment's third record.
-    flip(&seg, 64 + 2 * 232 + 40);
+    flip(&seg, 4096 + 2 * 232 + 40);
     let e = Wal::open(dir.path(), small_opts()).unwrap_err();
     assert!(
         matches!(e, Error::Corrupt { index: Some(i), .. } if i == first + 2),

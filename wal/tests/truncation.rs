@@ -6,7 +6,7 @@ mod common;
 use common::{assert_log, ent, ents, segment_files, small_opts};
 use wal::{Entry, Wal};
 
-/// A WAL of `n` synced entries of term 1, ~100-byte payloads (about 30 per 4 KiB segment).
+/// A WAL of `n` synced entries of term 1, ~100-byte payloads (about 30 per 8 KiB segment).
 fn build(n: u64) -> (tempfile::TempDir, Wal, Vec<Entry>) {
     let dir = tempfile::tempdir().unwrap();
     let mut w = Wal::open(dir.path(), small_opts()).unwrap();

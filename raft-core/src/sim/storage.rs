@@ -44,7 +44,7 @@ pub const WAL_DIR: &str = "/raft";
 /// lives in memory).
 pub fn sim_wal_options() -> Options {
     Options {
-        segment_size: 4 << 10,
+        segment_size: 8 << 10,
         preallocate: false,
         write_buffer: 64 << 10,
         ..Options::default()

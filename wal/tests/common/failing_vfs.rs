@@ -132,6 +132,10 @@ impl Vfs for FailingVfs {
     fn lock(&self, dir: &Path) -> io::Result<StdLock> {
         StdVfs.lock(dir)
     }
+    /// No: faults are armed by counting calls, which a background thread would race.
+    fn background_io(&self) -> bool {
+        false
+    }
 }
 
 impl FailingVfs {

@@ -10,7 +10,7 @@ use wal::{Entry, Options, Wal};
 /// Options with small segments so tests rotate often.
 pub fn small_opts() -> Options {
     Options {
-        segment_size: 4096,
+        segment_size: 8192,
         ..Options::default()
     }
 }
