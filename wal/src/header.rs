@@ -232,11 +232,7 @@ impl<F: VfsFile> HeaderFile<F> {
         let mut bytes = vec![0u8; FILE_LEN];
         // Sequence 1 lives in slot 1; slot 0 stays empty until the first update.
         bytes[SLOT_LEN..].copy_from_slice(&encode_slot(1, 1, &state));
-        match vfs.remove(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &tmp, e)),
-        }
+        crate::io::remove_if_present(vfs, &tmp)?;
         let file = vfs
             .open(&tmp, OpenMode::CreateNew)
             .map_err(|e| Error::io("create", &tmp, e))?;

@@ -111,6 +111,15 @@ pub trait VfsFile: Send + Sync {
     }
 }
 
+/// Removes `path` if it exists (a stale `.tmp` left by a crash before it is recreated).
+pub(crate) fn remove_if_present<V: Vfs>(vfs: &V, path: &Path) -> crate::Result<()> {
+    match vfs.remove(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::Error::io("remove", path, e)),
+    }
+}
+
 /// The real file system (`std::fs`, `fs2`, `memmap2`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdVfs;

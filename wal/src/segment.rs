@@ -53,11 +53,7 @@ impl<F: VfsFile> Segment<F> {
     ) -> Result<Self> {
         let path = dir.join(segment_name(first_index));
         let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_name(first_index)));
-        match vfs.remove(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &tmp, e)),
-        }
+        crate::io::remove_if_present(vfs, &tmp)?;
         let file = vfs
             .open(&tmp, OpenMode::CreateNew)
             .map_err(|e| Error::io("create", &tmp, e))?;

@@ -63,11 +63,7 @@ pub(crate) fn write<V: Vfs>(
     let crc = crc32fast::hash(&bytes[..OFF_CRC]);
     LE::write_u32(&mut bytes[OFF_CRC..], crc);
     bytes.extend_from_slice(data);
-    match vfs.remove(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", &tmp, e)),
-    }
+    crate::io::remove_if_present(vfs, &tmp)?;
     let file = vfs
         .open(&tmp, OpenMode::CreateNew)
         .map_err(|e| Error::io("create", &tmp, e))?;

@@ -277,11 +277,7 @@ fn fill<V: Vfs>(
 ) -> Result<Option<Filled>> {
     let started = Instant::now();
     let tmp = dir.join(format!("{SPARE_FILE}{TMP_SUFFIX}"));
-    match vfs.remove(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", &tmp, e)),
-    }
+    crate::io::remove_if_present(vfs, &tmp)?;
     let file = vfs
         .open(&tmp, OpenMode::CreateNew)
         .map_err(|e| Error::io("create", &tmp, e))?;
