@@ -144,7 +144,7 @@ impl<V: Vfs> Wal<V> {
             &dir,
             opts.segment_size,
             prepare,
-            segments.is_empty(),
+            segments.last().map(|s| s.written),
         )?;
         info!(
             segments = segments.len(),
@@ -691,7 +691,8 @@ impl<V: Vfs> Wal<V> {
         self.segments.push(seg);
         self.last_record = None;
         // The next spare: filled now or started in the background (see `spare.rs`).
-        self.spare.refill().inspect_err(|e| self.poison(e))?;
+        let written = self.segments.last().map_or(0, |s| s.written);
+        self.spare.refill(written).inspect_err(|e| self.poison(e))?;
         Ok(())
     }
 
@@ -710,6 +711,7 @@ impl<V: Vfs> Wal<V> {
         self.stats.bytes_written += upto as u64;
         seg.written += upto as u64;
         seg.dirty = true;
+        self.spare.progress(seg.written);
         self.pending.drain(..upto);
         self.last_record = self.last_record.and_then(|p| p.checked_sub(upto));
         Ok(())

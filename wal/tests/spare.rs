@@ -157,3 +157,105 @@ fn dropping_the_log_stops_a_background_fill_and_releases_the_directory() {
     let left = files(dir.path());
     assert!(!left.iter().any(|n| n.ends_with(".tmp")), "{left:?}");
 }
+
+/// Polls `cond` every millisecond for up to ten seconds (the filler is a real thread).
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Segment size of the paced-fill tests: several 1 MiB fill chunks.
+const SEG: u64 = 8 << 20;
+
+/// A fresh directory and background-fill options with [`SEG`] segments.
+fn paced_log() -> (tempfile::TempDir, Options) {
+    let o = Options {
+        segment_size: SEG,
+        prepare: SegmentPrepare::ZeroFillBackground,
+        ..Options::default()
+    };
+    (tempfile::tempdir().unwrap(), o)
+}
+
+#[test]
+fn background_fill_keeps_pace_with_the_log_and_completes_by_half_full() {
+    const MIB: u64 = 1 << 20;
+    let (dir, o) = paced_log();
+    let mut w = Wal::open(dir.path(), o.clone()).unwrap();
+    let tmp = dir.path().join("segment.spare.tmp");
+    let spare = dir.path().join("segment.spare");
+    let tmp_len = || std::fs::metadata(&tmp).map_or(0, |m| m.len());
+    // The first spare was filled at open and taken by the first append; the next one starts
+    // with one chunk and then waits for the log.
+    let mut all = Vec::new();
+    let mut next = 1u64;
+    let mut append = |w: &mut Wal, bytes: u64, all: &mut Vec<Entry>| {
+        let n = bytes / 4096;
+        let es: Vec<Entry> = (next..next + n).map(|i| ent(i, 1, 4096 - 32)).collect();
+        next += n;
+        w.append_sync(&es).unwrap();
+        all.extend(es);
+    };
+    // 64 KiB written: 2 × 64 KiB plus one 1 MiB chunk may be zeroed, so two chunks are.
+    append(&mut w, 64 << 10, &mut all);
+    eventually("two chunks are zeroed", || tmp_len() == 2 * MIB);
+    // An unpaced filler would finish 8 MiB in well under this; the paced one stays put.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(tmp_len(), 2 * MIB, "the filler ran ahead of the log");
+    assert!(!spare.exists());
+    // A quarter of the segment written: half the spare (plus a chunk) may be zeroed.
+    append(&mut w, SEG / 4, &mut all);
+    eventually("the filler catches up", || tmp_len() >= SEG / 2);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(
+        tmp_len() <= SEG / 2 + 2 * MIB && !spare.exists(),
+        "zeroed {} of {SEG} with a quarter of the segment written",
+        tmp_len()
+    );
+    // Half full: the spare completes without a rotation hurrying it.
+    append(&mut w, SEG / 4, &mut all);
+    eventually("the spare is complete", || spare.exists());
+    assert_eq!(std::fs::metadata(&spare).unwrap().len(), SEG);
+    let zeroed_before = w.stats().spare_bytes_zeroed;
+    // Fill the segment past its end: the rotation takes the complete spare.
+    append(&mut w, SEG / 2, &mut all);
+    let st = w.stats();
+    assert_eq!(st.segments_from_spare, 2, "{st:?}");
+    assert_eq!(st.spare_bytes_zeroed - zeroed_before, SEG, "{st:?}");
+    assert_log(&w, &all);
+    drop(w);
+    let w = Wal::open(dir.path(), o).unwrap();
+    assert_log(&w, &all);
+}
+
+#[test]
+fn a_rotation_hurries_a_paced_fill_and_the_new_segment_works() {
+    let (dir, o) = paced_log();
+    let mut w = Wal::open(dir.path(), o.clone()).unwrap();
+    let mut all = vec![ent(1, 1, 100)];
+    w.append_sync(&all).unwrap();
+    // The active segment holds 136 bytes: the filler zeroes a chunk or two and parks. A
+    // batch of (almost) a whole segment does not fit beside them: the rotation cannot wait
+    // for the fill (it would take until the log was half full) and hurries it.
+    let n = (SEG - 4096) / 4096;
+    let big: Vec<Entry> = (2..2 + n).map(|i| ent(i, 1, 4096 - 32)).collect();
+    w.append_sync(&big).unwrap();
+    all.extend(big);
+    let st = w.stats();
+    assert_eq!(st.segments_from_spare, 2, "{st:?}");
+    // The first spare (filled at open) was zeroed whole, the hurried one only in part.
+    assert!(
+        st.spare_bytes_zeroed >= SEG && st.spare_bytes_zeroed < 2 * SEG,
+        "{st:?}"
+    );
+    assert_log(&w, &all);
+    drop(w);
+    let w = Wal::open(dir.path(), o).unwrap();
+    assert_log(&w, &all);
+}
