@@ -261,6 +261,7 @@ mod tests {
             time: std::time::Duration::ZERO,
             min_batches: 3,
             max_bytes: u64::MAX,
+            cooldown_mib_per_sec: 0.0,
         };
         let cell = Cell::single(100, 4);
         let s = run(&cell, dir.path(), &EngineOptions::default(), &budget).unwrap();

@@ -263,6 +263,7 @@ fn run_in_files(
         latencies: lat,
         file_syncs: Some(batches),
         writes: Some(batches),
+        slice_rates: Vec::new(),
     })
 }
 
@@ -279,6 +280,7 @@ mod tests {
             time: std::time::Duration::ZERO,
             min_batches: 5,
             max_bytes: u64::MAX,
+            cooldown_mib_per_sec: 0.0,
         };
         let cell = Cell::single(100, 4);
         let per_batch = (4 * frame_len(100)) as u64;
@@ -316,6 +318,7 @@ mod tests {
             time: std::time::Duration::ZERO,
             min_batches: 3,
             max_bytes: u64::MAX,
+            cooldown_mib_per_sec: 0.0,
         };
         let cell = Cell::single(100, 4);
         let s = run(&cell, RawMode::Fallocate, dir.path(), None, &budget).unwrap();

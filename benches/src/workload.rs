@@ -78,6 +78,10 @@ pub struct Budget {
     pub min_batches: u64,
     /// Cap on payload bytes (bounds disk use; the raw loop preallocates this much).
     pub max_bytes: u64,
+    /// Idle time per byte written outside the timed part (MiB/s; 0: none): after a slice,
+    /// and after a setup that wrote to the disk, so a disk that absorbs bursts (a write-back
+    /// cache, burst credits) starts every timed part in the same state.
+    pub cooldown_mib_per_sec: f64,
 }
 
 impl Budget {
@@ -85,6 +89,14 @@ impl Budget {
     #[inline]
     pub fn done(&self, elapsed: Duration, batches: u64, bytes: u64) -> bool {
         bytes >= self.max_bytes || (elapsed >= self.time && batches >= self.min_batches)
+    }
+
+    /// Stays idle for `bytes` written at [`Budget::cooldown_mib_per_sec`] (at most 10 s).
+    pub fn cool_down(&self, bytes: u64) {
+        if self.cooldown_mib_per_sec > 0.0 && bytes > 0 {
+            let secs = bytes as f64 / f64::from(1 << 20) / self.cooldown_mib_per_sec;
+            std::thread::sleep(Duration::from_secs_f64(secs.min(10.0)));
+        }
     }
 }
 
@@ -105,11 +117,19 @@ pub struct Sample {
     pub file_syncs: Option<u64>,
     /// Write calls the system reports (raftwal's `Stats::writes`), if known.
     pub writes: Option<u64>,
+    /// Entries per second of each slice merged into this one, in merge order (empty for a
+    /// single slice): what pairs repetitions of two systems run side by side.
+    pub slice_rates: Vec<f64>,
 }
 
 impl Sample {
     /// Adds another slice of the same system and cell.
     pub fn merge(&mut self, other: &Sample) {
+        if other.slice_rates.is_empty() {
+            self.slice_rates.push(other.entries_per_sec());
+        } else {
+            self.slice_rates.extend_from_slice(&other.slice_rates);
+        }
         self.entries += other.entries;
         self.payload_bytes += other.payload_bytes;
         self.batches += other.batches;
@@ -122,6 +142,30 @@ impl Sample {
     /// Entries per second.
     pub fn entries_per_sec(&self) -> f64 {
         self.entries as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// This sample's per-slice rates over `base`'s, slice by slice (repetition `i` of one
+    /// against repetition `i` of the other, which ran next to it): `(min, median, max)`, or
+    /// `None` without pairs.
+    pub fn paired_ratios(&self, base: &Sample) -> Option<(f64, f64, f64)> {
+        let mut r: Vec<f64> = self
+            .slice_rates
+            .iter()
+            .zip(&base.slice_rates)
+            .filter(|(_, b)| **b > 0.0)
+            .map(|(a, b)| a / b)
+            .collect();
+        if r.is_empty() {
+            return None;
+        }
+        r.sort_by(f64::total_cmp);
+        let n = r.len();
+        let median = if n % 2 == 1 {
+            r[n / 2]
+        } else {
+            (r[n / 2 - 1] + r[n / 2]) / 2.0
+        };
+        Some((r[0], median, r[n - 1]))
     }
 
     /// Payload MiB per second.
@@ -190,6 +234,37 @@ mod tests {
         assert_eq!(frame_len(1), 40);
         assert_eq!(frame_len(64), 96);
         assert_eq!(frame_len(65536), 65568);
+    }
+
+    fn slice(entries: u64, millis: u64) -> Sample {
+        Sample {
+            entries,
+            elapsed: Duration::from_millis(millis),
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn merged_slices_keep_their_rates_and_pair_up_in_order() {
+        let (mut a, mut b) = (Sample::default(), Sample::default());
+        // Repetition by repetition: a/b = 1.0, 0.5, 2.0.
+        for (x, y) in [(100, 100), (100, 200), (400, 200)] {
+            a.merge(&slice(x, 1000));
+            b.merge(&slice(y, 1000));
+        }
+        assert_eq!(a.slice_rates, vec![100.0, 100.0, 400.0]);
+        assert_eq!(a.entries, 600);
+        assert_eq!(a.paired_ratios(&b), Some((0.5, 1.0, 2.0)));
+        // An even count takes the mean of the middle two.
+        a.merge(&slice(300, 1000));
+        b.merge(&slice(100, 1000));
+        assert_eq!(a.paired_ratios(&b), Some((0.5, 1.5, 3.0)));
+        // Merging merged samples keeps every slice.
+        let mut c = Sample::default();
+        c.merge(&a);
+        c.merge(&a);
+        assert_eq!(c.slice_rates.len(), 8);
+        assert_eq!(Sample::default().paired_ratios(&b), None);
     }
 
     #[test]

@@ -104,9 +104,16 @@ pub struct GridArgs {
     /// [default: 1,4,16].
     #[arg(long, value_delimiter = ',')]
     pub writers: Vec<usize>,
-    /// Cap on payload bytes per slice, in MiB (bounds disk use) [default: 2048, --quick 256].
+    /// Cap on payload bytes per slice, in MiB (bounds disk use, and keeps a slice within a
+    /// burst-credited disk's burst) [default: 512, --quick 256].
     #[arg(long)]
     pub max_slice_mib: Option<u64>,
+    /// After each slice, stay idle for the bytes it wrote divided by this rate (MiB/s), so
+    /// a disk that absorbs bursts into a cache or on credits (cloud volumes: this project's
+    /// machine writes ~600 MiB at ~2 GB/s, then ~330 MB/s until it has drained) starts every
+    /// slice in the same state; 0 disables [default: 256, --quick 0].
+    #[arg(long)]
+    pub cooldown_mib_per_sec: Option<f64>,
     /// Retained log sizes for the recovery (open time) measurements, in MiB
     /// [default: 16,256,1024; --quick 16,128].
     #[arg(long, value_delimiter = ',')]
@@ -178,9 +185,14 @@ pub fn run(args: Args) -> CmdResult {
     println!("raftwal bench: {}", describe_machine());
     println!("data directory: {} ({place})", work.path().display());
     println!(
-        "slices of {:.2} s (at least 3 batches, at most {} MiB), {} repetition(s), round-robin over {}",
+        "slices of {:.2} s (at least 3 batches, at most {} MiB, then idle {}), {} repetition(s), round-robin over {}",
         plan.budget.time.as_secs_f64(),
         plan.budget.max_bytes >> 20,
+        if plan.budget.cooldown_mib_per_sec > 0.0 {
+            format!("1 s per {:.0} MiB written", plan.budget.cooldown_mib_per_sec)
+        } else {
+            "no time".to_owned()
+        },
         plan.reps,
         plan.systems
             .iter()
@@ -308,8 +320,13 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
             max_bytes: args
                 .grid
                 .max_slice_mib
-                .unwrap_or(if quick { 256 } else { 2048 })
+                .unwrap_or(if quick { 256 } else { 512 })
                 << 20,
+            cooldown_mib_per_sec: args
+                .grid
+                .cooldown_mib_per_sec
+                .unwrap_or(if quick { 0.0 } else { 256.0 })
+                .max(0.0),
         },
         reps: args.reps.unwrap_or(if quick { 1 } else { 3 }).max(1),
         grid,
@@ -373,6 +390,7 @@ fn measure(plan: &Plan, work: &Path) -> Result<Results, super::CmdError> {
                 std::fs::remove_dir_all(&dir)?;
                 // Commit the deletion (and its discards) now, not in the next slice.
                 raftwal_benches::cache::settle(work)?;
+                plan.budget.cool_down(sample.payload_bytes);
                 if plan.verbose {
                     let line = format!(
                         "rep {} {:<14} {:<13} {:>12.0} entries/s  {} batches  p50 {:?}",
