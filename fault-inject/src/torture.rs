@@ -103,6 +103,9 @@ pub struct TortureStats {
     pub recoveries: u64,
     /// Crashes during recovery followed by a second recovery.
     pub recovery_crashes: u64,
+    /// Recoveries that accepted sealed segments unread (`Options::lazy_open`): their
+    /// entries were verified by the reads of the check that followed.
+    pub lazy_recoveries: u64,
     /// Entries read back and verified.
     pub entries_verified: u64,
     /// Faults fired, by kind.
@@ -389,6 +392,14 @@ impl Torture {
             ))
         })?;
         self.stats.recoveries += 1;
+        if self
+            .runner
+            .wal
+            .as_ref()
+            .is_some_and(|w| w.recovery_report().segments_deferred > 0)
+        {
+            self.stats.lazy_recoveries += 1;
+        }
         let rec = self.read_recovered("recovery")?;
         let n = check(&self.runner.model, &rec)
             .map_err(|e| self.violation(format!("after recovery: {e}; {}", rec.summary())))?;

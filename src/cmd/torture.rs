@@ -42,6 +42,10 @@ pub struct Args {
     /// Longest the child runs before it is killed, in milliseconds (real mode).
     #[arg(long, default_value_t = 200)]
     pub max_kill_delay_ms: u64,
+    /// Open the WAL with `Options::lazy_open` (sealed middle segments verified on first
+    /// read instead of at open).
+    #[arg(long)]
+    pub lazy_open: bool,
     /// After an injected I/O error, cut the power at once instead of first reopening the WAL
     /// without a crash (simulated mode).
     #[arg(long)]
@@ -66,11 +70,15 @@ pub struct ChildArgs {
     /// Stop after this many calls if not killed first.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_ops: u64,
+    /// Open with `Options::lazy_open`.
+    #[arg(long)]
+    pub lazy_open: bool,
 }
 
-fn options(segment_size: u64) -> wal::Options {
+fn options(segment_size: u64, lazy_open: bool) -> wal::Options {
     wal::Options {
         segment_size,
+        lazy_open,
         ..wal::Options::default()
     }
 }
@@ -151,6 +159,7 @@ impl Budget {
 fn run_sim(args: &Args, seed: u64) -> CmdResult {
     let mut cfg = TortureConfig::with_seed(seed);
     cfg.opts.segment_size = args.segment_size;
+    cfg.opts.lazy_open = args.lazy_open;
     cfg.reopen_after_error = !args.crash_after_io_error;
     let budget = Budget::new(args, 1000);
     let bar = budget.bar(args.quiet, args)?;
@@ -222,6 +231,10 @@ fn print_summary(s: &TortureStats, seed: u64, elapsed: Duration) {
         ),
         ("recoveries checked", s.recoveries.to_string()),
         ("crashes during recovery", s.recovery_crashes.to_string()),
+        (
+            "recoveries that deferred segments (--lazy-open)",
+            s.lazy_recoveries.to_string(),
+        ),
         ("entries verified", s.entries_verified.to_string()),
         ("faults: write EIO", f.write_eio.to_string()),
         ("faults: fsync EIO", f.sync_eio.to_string()),
@@ -268,7 +281,7 @@ fn run_real(args: &Args, seed: u64, root: PathBuf) -> CmdResult {
     }
     std::fs::create_dir_all(&layout.wal_dir)?;
     let exe = std::env::current_exe()?;
-    let opts = options(args.segment_size);
+    let opts = options(args.segment_size, args.lazy_open);
     let budget = Budget::new(args, 20);
     let bar = budget.bar(args.quiet, args)?;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -285,6 +298,7 @@ fn run_real(args: &Args, seed: u64, root: PathBuf) -> CmdResult {
             .arg(child_seed.to_string())
             .arg("--segment-size")
             .arg(args.segment_size.to_string())
+            .args(args.lazy_open.then_some("--lazy-open"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -354,7 +368,7 @@ pub fn run_child(args: ChildArgs) -> CmdResult {
     real_disk::run_child(
         &args.dir,
         args.seed,
-        options(args.segment_size),
+        options(args.segment_size, args.lazy_open),
         args.max_ops,
     )?;
     Ok(ExitCode::SUCCESS)

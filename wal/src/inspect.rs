@@ -140,7 +140,7 @@ pub fn inspect<V: Vfs>(vfs: &V, dir: &Path) -> Result<Inspection> {
             });
         }
     }
-    let scan = recovery::scan(vfs, dir, OpenMode::Read, RecoveryMode::TruncateCorrupt)?;
+    let scan = read_only_scan(vfs, dir)?;
     let hs = recovery::header_state(&scan);
     let snapshot = match &scan.snapshot {
         Some(p) => {
@@ -226,7 +226,7 @@ pub fn inspect<V: Vfs>(vfs: &V, dir: &Path) -> Result<Inspection> {
 /// Reads entries `[lo, hi)` read-only (no lock, no repair), each verified; entries outside
 /// the recoverable log are skipped.
 pub fn read_entries<V: Vfs>(vfs: &V, dir: &Path, lo: u64, hi: u64) -> Result<Vec<crate::Entry>> {
-    let scan = recovery::scan(vfs, dir, OpenMode::Read, RecoveryMode::TruncateCorrupt)?;
+    let scan = read_only_scan(vfs, dir)?;
     let base = recovery::header_state(&scan).base;
     let mut out = Vec::new();
     for s in &scan.segments {
@@ -237,4 +237,16 @@ pub fn read_entries<V: Vfs>(vfs: &V, dir: &Path, lo: u64, hi: u64) -> Result<Vec
         }
     }
     Ok(out)
+}
+
+/// The full, read-only scan behind `inspect`, `verify` and `read_entries`: every segment is
+/// read (never the lazy shortcut), and damage is reported as found, not refused.
+fn read_only_scan<V: Vfs>(vfs: &V, dir: &Path) -> Result<recovery::Scan<V::File>> {
+    recovery::scan(
+        vfs,
+        dir,
+        OpenMode::Read,
+        RecoveryMode::TruncateCorrupt,
+        false,
+    )
 }

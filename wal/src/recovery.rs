@@ -87,12 +87,38 @@ struct Accepted {
 }
 
 /// Scans `dir` read-only. `mode` opens files read-only (inspection) or read-write (open).
+/// With `lazy` (see `Options::lazy_open`), the sealed segments between the first and the
+/// last are accepted unread when that is provably safe, else everything is scanned.
 pub(crate) fn scan<V: Vfs>(
     vfs: &V,
     dir: &Path,
     mode: OpenMode,
     recovery: RecoveryMode,
+    lazy: bool,
 ) -> Result<Scan<V::File>> {
+    if lazy && recovery == RecoveryMode::Strict {
+        if let Some(scan) = scan_with(vfs, dir, mode, recovery, true)? {
+            return Ok(scan);
+        }
+    }
+    scan_with(vfs, dir, mode, recovery, false)?.ok_or_else(|| Error::InvalidArgument {
+        reason: "the full recovery scan declined to decide".into(),
+    })
+}
+
+/// The scan. With `lazy`, segments `1..n-1` are skipped and `None` is returned unless the
+/// shortcut is safe: no damage anywhere scanned, the first segment ends exactly where the
+/// second begins, and the last segment holds an accepted record that starts a sync group
+/// (every record before it, in every earlier segment, was synced before it was written, so
+/// nothing skipped can be a torn tail; damage there can only be corruption, reported when
+/// the segment is first read).
+fn scan_with<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    mode: OpenMode,
+    recovery: RecoveryMode,
+    lazy: bool,
+) -> Result<Option<Scan<V::File>>> {
     let names = vfs.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut remove = Vec::new();
     let mut seg_names = Vec::new();
@@ -110,6 +136,9 @@ pub(crate) fn scan<V: Vfs>(
         }
     }
     seg_names.sort();
+    if lazy && seg_names.len() < 3 {
+        return Ok(None); // nothing between a first and a last segment to skip
+    }
     let header = if has_header {
         Some(HeaderFile::open(vfs, dir, mode)?)
     } else if let Some((_, p)) = seg_names.first().or(snap_names.first()) {
@@ -163,6 +192,9 @@ pub(crate) fn scan<V: Vfs>(
         .unwrap_or(0);
     for (_, p) in seg_names.drain(..keep_from) {
         remove.push(p);
+    }
+    if lazy && seg_names.len() < 3 {
+        return Ok(None); // nothing between a first and a last segment to skip
     }
 
     let mut report = RecoveryReport {
@@ -244,7 +276,29 @@ pub(crate) fn scan<V: Vfs>(
     let mut batch_open_at_end = false;
     let mut last_accepted_end: (usize, u64) = (0, seg::DATA_START as u64);
     let mut expected = segs.first().map(|s| s.first_index).unwrap_or(0);
+    // The lazy shortcut: which segments are skipped, and whether it still holds.
+    let skipped = if lazy && segs.len() >= 3 {
+        1..segs.len() - 1
+    } else if lazy {
+        return Ok(None);
+    } else {
+        0..0
+    };
+    let mut group_start_in_last = false;
     'stream: for si in 0..segs.len() {
+        if skipped.contains(&si) {
+            if si == skipped.start && segs[si].first_index != expected {
+                return Ok(None);
+            }
+            continue;
+        }
+        if si > 0 && si == skipped.end {
+            // Resume after the skipped segments as at the start of a log: the next index
+            // is this segment's first; its sync groups start at its header's.
+            expected = segs[si].first_index;
+            prev = None;
+            batch_open_at_end = false;
+        }
         if si > 0 {
             if segs[si].first_index != expected
                 && expected <= base.index
@@ -339,6 +393,7 @@ pub(crate) fn scan<V: Vfs>(
                     }
                     segs[si].push(h.index, h.term, off as u64);
                     segs[si].written = end as u64;
+                    group_start_in_last |= h.group_start && si + 1 == segs.len();
                     report.bytes_scanned += (end - off) as u64;
                     max_group = max_group.max(h.group);
                     expected += 1;
@@ -400,6 +455,17 @@ pub(crate) fn scan<V: Vfs>(
         }
     }
 
+    if !skipped.is_empty() {
+        if bad.is_some() || !group_start_in_last {
+            return Ok(None);
+        }
+        for si in skipped.clone() {
+            let entries = segs[si + 1].first_index - segs[si].first_index;
+            let file_len = maps[si].len() as u64;
+            segs[si].unindex(entries, file_len);
+        }
+        report.segments_deferred = skipped.len();
+    }
     let mut outcome = Outcome::Clean;
     let mut cut = None;
     let mut kept_end_index = None;
@@ -516,11 +582,11 @@ pub(crate) fn scan<V: Vfs>(
         maps.truncate(csi + 1);
         let keep_to = {
             let s = &segs[csi];
-            s.offsets.partition_point(|&o| u64::from(o) < coff)
+            s.index()?.offsets.partition_point(|&o| u64::from(o) < coff)
         };
         let s = &mut segs[csi];
         let from = s.first_index + keep_to as u64;
-        s.forget_from(from);
+        s.forget_from(from)?;
         // Bytes cut: from the cut to the last non-zero byte (preallocated zeros are not data).
         let tail = maps[csi].get(coff as usize..).unwrap_or(&[]);
         let data_end = tail.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
@@ -550,11 +616,11 @@ pub(crate) fn scan<V: Vfs>(
             ));
         }
         if base.index > 0 && first.first_index <= base.index {
-            if let Some(t) = first.term_of(base.index) {
+            if let Some(t) = first.term_of(base.index)? {
                 if t != base.term {
                     return Err(Error::corrupt(
                         &first.path,
-                        first.offset_of(base.index).unwrap_or(0),
+                        first.offset_of(base.index)?.unwrap_or(0),
                         Some(base.index),
                         format!(
                             "entry at the snapshot base has term {t}, the snapshot says {}",
@@ -573,7 +639,7 @@ pub(crate) fn scan<V: Vfs>(
         })
         .sum();
     drop(maps);
-    Ok(Scan {
+    Ok(Some(Scan {
         header,
         segments: segs,
         cut,
@@ -584,7 +650,7 @@ pub(crate) fn scan<V: Vfs>(
         max_group,
         max_seq,
         report,
-    })
+    }))
 }
 
 /// Applies the scan's plan: removes stale files and cuts a torn tail, durably. Idempotent: a

@@ -62,6 +62,19 @@ pub struct Options {
     /// How the next segment's space is prepared when `preallocate` is on (default
     /// [`SegmentPrepare::ZeroFillBackground`]).
     pub prepare: SegmentPrepare,
+    /// Open without reading the sealed segments between the first and the last (default
+    /// false: every record is verified at open). Open then scans the first segment (the
+    /// snapshot base's entry) and the last one, and accepts the ones between unread when the
+    /// log ends cleanly and the last segment holds a record that starts a sync group: that
+    /// record was written only after every earlier record was synced, so nothing between
+    /// can be a torn write. Each of those segments is verified in full the first time an
+    /// entry in it is read (or truncated); damage found then is [`crate::Error::Corrupt`]
+    /// naming file and offset, where a full open would have refused to start. A torn tail,
+    /// any other damage, [`RecoveryMode::TruncateCorrupt`] or fewer than three segments
+    /// fall back to the full scan. Open time then no longer grows with the retained log
+    /// (beyond one `open`, header read and `fdatasync` per segment). `raftwal verify`
+    /// always reads everything.
+    pub lazy_open: bool,
 }
 
 /// How a preallocated segment's space is prepared (with [`Options::preallocate`]).
@@ -78,8 +91,9 @@ pub enum SegmentPrepare {
     /// Keep a zero-filled spare, filled on the appending thread right after each rotation
     /// (and at open). Deterministic: for simulated file systems and tests.
     ZeroFill,
-    /// Keep a zero-filled spare, filled by a background thread (the default). A rotation
-    /// that finds the fill unfinished waits for it.
+    /// Keep a zero-filled spare, filled by a background thread in step with the log (the
+    /// default). A rotation that finds the fill unfinished hurries it: the rest of the spare
+    /// is `fallocate`d instead of zeroed.
     #[default]
     ZeroFillBackground,
 }
@@ -92,6 +106,7 @@ impl Default for Options {
             recovery: RecoveryMode::Strict,
             write_buffer: 4 << 20,
             prepare: SegmentPrepare::default(),
+            lazy_open: false,
         }
     }
 }
@@ -101,6 +116,9 @@ impl Default for Options {
 pub struct RecoveryReport {
     /// Segment files scanned.
     pub segments: usize,
+    /// Of those, sealed segments accepted without reading their records
+    /// ([`Options::lazy_open`]); each is verified when first read.
+    pub segments_deferred: usize,
     /// Entries recovered (above the snapshot base).
     pub entries: u64,
     /// Bytes of segment data verified.

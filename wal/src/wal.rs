@@ -89,7 +89,13 @@ impl<V: Vfs> Wal<V> {
                 Error::io("lock", &dir, e)
             }
         })?;
-        let mut scan = recovery::scan(&vfs, &dir, OpenMode::ReadWrite, opts.recovery)?;
+        let mut scan = recovery::scan(
+            &vfs,
+            &dir,
+            OpenMode::ReadWrite,
+            opts.recovery,
+            opts.lazy_open,
+        )?;
         // What the scan read may sit only in the page cache (a handle that failed an fsync
         // and was dropped without a crash: fsyncgate). Make it durable before acting on it:
         // rewrite the header it trusts into the other slot, and sync every segment kept.
@@ -127,7 +133,7 @@ impl<V: Vfs> Wal<V> {
         let (last_index, last_term) = match segments.iter().rev().find(|s| s.len() > 0) {
             Some(s) if s.last_index() > base.index => (
                 s.last_index(),
-                s.term_of(s.last_index()).unwrap_or(base.term),
+                s.term_of(s.last_index())?.unwrap_or(base.term),
             ),
             _ => (base.index, base.term),
         };
@@ -296,7 +302,7 @@ impl<V: Vfs> Wal<V> {
         }
         self.check_range(index)?;
         let seg = self.segment_of(index)?;
-        seg.term_of(index).ok_or_else(|| self.missing(index))
+        seg.term_of(index)?.ok_or_else(|| self.missing(index))
     }
 
     /// Appends a batch of contiguous entries starting at `last_index() + 1`, with terms that
@@ -466,7 +472,7 @@ impl<V: Vfs> Wal<V> {
         let n = self.segments.len();
         let si = self.segment_pos(index).ok_or_else(|| self.missing(index))?;
         let seg = &self.segments[si];
-        let offset = seg.offset_of(index).ok_or_else(|| self.missing(index))?;
+        let offset = seg.offset_of(index)?.ok_or_else(|| self.missing(index))?;
         if si + 1 == n {
             if offset >= seg.written {
                 // Still in the write buffer.
@@ -474,17 +480,7 @@ impl<V: Vfs> Wal<V> {
             }
             return seg.read_entry_pread(index);
         }
-        let map = match seg.map.get() {
-            Some(m) => m,
-            None => {
-                let m = seg
-                    .file
-                    .map(seg.written)
-                    .map_err(|e| Error::io("map", &seg.path, e))?;
-                seg.map.get_or_init(|| m)
-            }
-        };
-        seg.decode_entry(index, map, 0)
+        seg.decode_entry(index, seg.mapped()?, 0)
     }
 
     /// Reads entries `[lo, hi)`, each verified.
@@ -523,6 +519,12 @@ impl<V: Vfs> Wal<V> {
         self.sync()?;
         let span = info_span!("truncate_suffix", from, last = self.last_index);
         let _g = span.enter();
+        // The segment that will be last after the cut (holding `from`, or `from - 1` if
+        // `from` starts a segment) needs its index, and its end, before anything changes:
+        // a lazy open may not have read it yet, and that read can find corruption.
+        if let Some(pos) = self.segment_pos(from - 1) {
+            self.segments[pos].make_writable()?;
+        }
         // Record the new end first: if the cut lands inside a batch, recovery must take the
         // kept part of that batch as complete, not as a torn write.
         let cur = self.header.state();
@@ -545,10 +547,10 @@ impl<V: Vfs> Wal<V> {
         let cut = if seg.first_index >= from {
             crate::format::seg::DATA_START as u64
         } else {
-            seg.offset_of(from).unwrap_or(seg.written)
+            seg.offset_of(from)?.unwrap_or(seg.written)
         };
         seg.map = std::sync::OnceLock::new();
-        seg.forget_from(from);
+        seg.forget_from(from)?;
         seg.written = cut;
         let r = seg
             .file

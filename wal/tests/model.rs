@@ -115,6 +115,8 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
         segment_size: 8192,
         preallocate: rng.gen_bool(0.7),
         write_buffer: [512usize, 4096, 4 << 20][rng.gen_range(0..3)],
+        // Odd seeds open lazily (sealed middle segments verified on first read).
+        lazy_open: seed % 2 == 1,
         ..Options::default()
     };
     let mut w = Some(Wal::open(dir.path(), opts.clone()).unwrap());

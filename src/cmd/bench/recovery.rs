@@ -15,9 +15,10 @@ use super::{Plan, System};
 /// Warm opens per log (the median is reported).
 const WARM_OPENS: usize = 3;
 
-/// One log size on one system.
+/// One log size on one system (raftwal twice: full open, and `Options::lazy_open`).
 pub struct RecoveryRow {
-    pub system: System,
+    /// The system's name, or `raftwal-lazy` for the lazy open of raftwal's log.
+    pub label: &'static str,
     pub payload_bytes: u64,
     pub disk_bytes: u64,
     pub entries: u64,
@@ -50,11 +51,11 @@ pub fn measure(plan: &Plan, work: &Path) -> Result<Vec<RecoveryRow>, super::supe
             bar.set_message(format!("{} {}", system.name(), human_size(mib << 20)));
             let dir = work.join(format!("recovery-{}-{mib}", system.name()));
             std::fs::create_dir_all(&dir)?;
-            let row = one(plan, system, &dir, mib << 20)
+            let mut got = one(plan, system, &dir, mib << 20)
                 .map_err(|e| format!("recovery of {} {mib} MiB: {e}", system.name()))?;
             std::fs::remove_dir_all(&dir)?;
             raftwal_benches::cache::settle(work)?;
-            rows.push(row);
+            rows.append(&mut got);
             bar.inc(1);
         }
     }
@@ -62,12 +63,14 @@ pub fn measure(plan: &Plan, work: &Path) -> Result<Vec<RecoveryRow>, super::supe
     Ok(rows)
 }
 
+/// Builds one log and times its opens: warm (median of [`WARM_OPENS`]) then cold. raftwal's
+/// log is also opened with `Options::lazy_open` (a second row).
 fn one(
     plan: &Plan,
     system: System,
     dir: &Path,
     payload: u64,
-) -> raftwal_benches::Result<RecoveryRow> {
+) -> raftwal_benches::Result<Vec<RecoveryRow>> {
     let entry_size = plan.recovery_entry_size;
     let t = Instant::now();
     let entries = match system {
@@ -77,10 +80,14 @@ fn one(
         _ => return Err("no recovery for this system".into()),
     };
     let build = t.elapsed();
-    let open = |dir: &Path| -> raftwal_benches::Result<(Duration, Option<u64>)> {
+    let open = |dir: &Path, lazy: bool| -> raftwal_benches::Result<(Duration, Option<u64>)> {
         match system {
             System::Raftwal => {
-                let (took, report) = rec::open_raftwal(dir, &plan.wal_opts)?;
+                let opts = wal::Options {
+                    lazy_open: lazy,
+                    ..plan.wal_opts.clone()
+                };
+                let (took, report) = rec::open_raftwal(dir, &opts)?;
                 if report.entries != entries {
                     return Err(
                         format!("recovered {} entries, wrote {entries}", report.entries).into(),
@@ -99,26 +106,38 @@ fn one(
             _ => Err("no recovery for this system".into()),
         }
     };
-    let mut warm = Vec::new();
-    let mut scanned = None;
-    for _ in 0..WARM_OPENS {
-        let (took, s) = open(dir)?;
-        warm.push(took);
-        scanned = s;
+    let variants: &[(bool, &'static str)] = match system {
+        System::Raftwal => &[(false, "raftwal"), (true, "raftwal-lazy")],
+        _ => &[(false, "")],
+    };
+    let mut rows = Vec::new();
+    for &(lazy, label) in variants {
+        let mut warm = Vec::new();
+        let mut scanned = None;
+        for _ in 0..WARM_OPENS {
+            let (took, s) = open(dir, lazy)?;
+            warm.push(took);
+            scanned = s;
+        }
+        warm.sort_unstable();
+        let disk_bytes = drop_dir_cache(dir)?;
+        let (cold, _) = open(dir, lazy)?;
+        rows.push(RecoveryRow {
+            label: if label.is_empty() {
+                system.name()
+            } else {
+                label
+            },
+            payload_bytes: payload,
+            disk_bytes,
+            entries,
+            build,
+            warm: warm[warm.len() / 2],
+            cold,
+            scanned,
+        });
     }
-    warm.sort_unstable();
-    let disk_bytes = drop_dir_cache(dir)?;
-    let (cold, _) = open(dir)?;
-    Ok(RecoveryRow {
-        system,
-        payload_bytes: payload,
-        disk_bytes,
-        entries,
-        build,
-        warm: warm[warm.len() / 2],
-        cold,
-        scanned,
-    })
+    Ok(rows)
 }
 
 fn gbps(bytes: u64, d: Duration) -> f64 {
@@ -131,7 +150,7 @@ pub fn table(rows: &[RecoveryRow]) -> String {
         "recovery: open time vs retained log size (payload GB/s = log payload / open time; warm = median of 3 opens right after writing, cold = after posix_fadvise(DONTNEED) of every file)\n",
     );
     let header = format!(
-        "{:<8} {:<12} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "{:<8} {:<13} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
         "log",
         "system",
         "entries",
@@ -147,9 +166,9 @@ pub fn table(rows: &[RecoveryRow]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<8} {:<12} {:>9} {:>10} {:>10} {:>10.2} {:>10} {:>10.2} {:>12.2}",
+            "{:<8} {:<13} {:>9} {:>10} {:>10} {:>10.2} {:>10} {:>10.2} {:>12.2}",
             human_size(r.payload_bytes),
-            r.system.name(),
+            r.label,
             r.entries,
             format!("{:.0} MiB", r.disk_bytes as f64 / (1 << 20) as f64),
             dur(r.warm),
@@ -171,7 +190,7 @@ pub fn csv(rows: &[RecoveryRow]) -> String {
         let _ = writeln!(
             out,
             "{},{},{},{},{:.4},{:.6},{:.6},{:.3},{:.3},{}",
-            r.system.name(),
+            r.label,
             r.payload_bytes,
             r.disk_bytes,
             r.entries,
