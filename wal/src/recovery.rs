@@ -193,9 +193,6 @@ fn scan_with<V: Vfs>(
     for (_, p) in seg_names.drain(..keep_from) {
         remove.push(p);
     }
-    if lazy && seg_names.len() < 3 {
-        return Ok(None); // nothing between a first and a last segment to skip
-    }
 
     let mut report = RecoveryReport {
         segments: seg_names.len(),

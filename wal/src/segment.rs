@@ -54,6 +54,16 @@ pub(crate) struct Index {
     pub(crate) data_end: Option<u64>,
 }
 
+impl Index {
+    /// Records that the next entry, `index` with `term`, starts at `offset`.
+    fn push(&mut self, index: u64, term: u64, offset: u64) {
+        self.offsets.push(offset as u32);
+        if self.terms.last().is_none_or(|&(_, t)| t != term) {
+            self.terms.push((index, term));
+        }
+    }
+}
+
 impl<F: VfsFile> Segment<F> {
     /// Creates a new segment durably (tmp file, header, preallocation, fsync, rename, dir
     /// fsync).
@@ -209,29 +219,33 @@ impl<F: VfsFile> Segment<F> {
         let mut ix = Index::default();
         let mut off = seg::DATA_START;
         let (mut term, mut group) = (0u64, self.first_group);
-        let end = self.first_index + self.unindexed_len;
+        let next_first = self.first_index + self.unindexed_len;
         let mut expected = self.first_index;
         let bad = |off: usize, index: Option<u64>, reason: String| {
             Err(Error::corrupt(&self.path, off as u64, index, reason))
         };
-        while expected < end {
+        while expected < next_first {
             match decode_frame(buf, off, &self.identity) {
                 Frame::Record { header: h, end } => {
                     if h.index != expected {
                         return bad(
                             off,
                             Some(expected),
-                            format!("record holds index {} where {expected} was expected", h.index),
+                            format!(
+                                "record holds index {} where {expected} was expected",
+                                h.index
+                            ),
                         );
                     }
                     if h.term < term || h.group < group {
-                        return bad(off, Some(expected), "term or sync group goes backwards".into());
+                        return bad(
+                            off,
+                            Some(expected),
+                            "term or sync group goes backwards".into(),
+                        );
                     }
                     (term, group) = (h.term, h.group);
-                    ix.offsets.push(off as u32);
-                    if ix.terms.last().is_none_or(|&(_, t)| t != h.term) {
-                        ix.terms.push((h.index, h.term));
-                    }
+                    ix.push(h.index, h.term, off as u64);
                     expected += 1;
                     off = end;
                 }
@@ -239,7 +253,10 @@ impl<F: VfsFile> Segment<F> {
                     return bad(
                         off,
                         Some(expected),
-                        format!("the segment ends before entry {expected}; the next segment starts at {end}"),
+                        format!(
+                            "the segment ends before entry {expected}; \
+                             the next segment starts at {next_first}"
+                        ),
                     )
                 }
                 Frame::Bad(reason) => return bad(off, Some(expected), reason),
@@ -250,7 +267,7 @@ impl<F: VfsFile> Segment<F> {
         {
             return bad(
                 off,
-                Some(end),
+                Some(next_first),
                 "bytes after the segment's last entry are not zeros".into(),
             );
         }
@@ -282,10 +299,7 @@ impl<F: VfsFile> Segment<F> {
     pub(crate) fn push(&mut self, index: u64, term: u64, offset: u64) {
         debug_assert_eq!(index, self.first_index + self.len());
         if let Some(ix) = self.index.get_mut() {
-            ix.offsets.push(offset as u32);
-            if ix.terms.last().is_none_or(|&(_, t)| t != term) {
-                ix.terms.push((index, term));
-            }
+            ix.push(index, term, offset);
         }
     }
 

@@ -38,10 +38,11 @@
 //! between `fdatasync`s (small batches: latency-bound), not when the log's own writes keep
 //! the disk busy (large batches: bandwidth-bound, where the extent conversion is amortized
 //! anyway). So the background mode paces itself: it zeroes the next spare only if, at the
-//! rate the last zeroing ran (time spent writing and syncing, not parked), the fill takes at most half as long as the last segment
-//! lasted; otherwise the next spare is only `fallocate`d (still off the commit path, so a
-//! rotation costs a header write, a rename and two syncs either way). The first spare after
-//! open is zeroed.
+//! rate the last zeroing ran (time spent writing and syncing, not parked), the fill takes
+//! at most half as long as the last segment lasted; otherwise the next spare is only
+//! `fallocate`d (still off the commit path, so a rotation costs a header write, a rename and
+//! two syncs either way). The first spare after open is zeroed, and a fill that measures,
+//! as it goes, a log writing faster than half its zeroing rate stops zeroing there.
 //!
 //! A rotation that finds the background fill still running does not wait for it: the filler
 //! stops at the next chunk, `fallocate`s the rest and hands the spare over, so the new
@@ -130,8 +131,8 @@ enum State {
 impl<V: Vfs> Spare<V> {
     /// Takes stock of the spare in `dir` at open: keeps a complete one (right size), removes
     /// any other, and starts a fill if `mode` wants one, paced by the active segment written
-    /// up to `written`. With `fill_now`, the fill runs to the end before this returns (a log
-    /// with no segment yet: its first one comes from the spare).
+    /// up to `written`. Without an active segment (`None`: a log with no segment yet, whose
+    /// first one comes from the spare), the fill runs to the end before this returns.
     pub(crate) fn open(
         vfs: V,
         dir: &Path,
