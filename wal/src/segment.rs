@@ -75,7 +75,6 @@ impl<F: VfsFile> Segment<F> {
         first_group: u64,
         preallocate: Option<u64>,
     ) -> Result<Self> {
-        let path = dir.join(segment_name(first_index));
         let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_name(first_index)));
         crate::io::remove_if_present(vfs, &tmp)?;
         let file = vfs
@@ -89,18 +88,7 @@ impl<F: VfsFile> Segment<F> {
                 .map_err(|e| Error::io("allocate", &tmp, e))?;
         }
         file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        vfs.rename(&tmp, &path)
-            .map_err(|e| Error::io("rename", &tmp, e))?;
-        vfs.sync_dir(dir)
-            .map_err(|e| Error::io("fsync dir", dir, e))?;
-        Ok(Self::from_parts(
-            path,
-            file,
-            seq,
-            first_index,
-            first_group,
-            seg::DATA_START as u64,
-        ))
+        Self::install(vfs, dir, &tmp, file, seq, first_index, first_group)
     }
 
     /// Turns the spare file at `spare` (written, synced zeros; see `crate::spare`) into a new
@@ -114,7 +102,6 @@ impl<F: VfsFile> Segment<F> {
         first_index: u64,
         first_group: u64,
     ) -> Result<Self> {
-        let path = dir.join(segment_name(first_index));
         let file = vfs
             .open(spare, OpenMode::ReadWrite)
             .map_err(|e| Error::io("open", spare, e))?;
@@ -123,8 +110,24 @@ impl<F: VfsFile> Segment<F> {
             .map_err(|e| Error::io("write", spare, e))?;
         file.sync_data()
             .map_err(|e| Error::io("fdatasync", spare, e))?;
-        vfs.rename(spare, &path)
-            .map_err(|e| Error::io("rename", spare, e))?;
+        Self::install(vfs, dir, spare, file, seq, first_index, first_group)
+    }
+
+    /// Renames `from` (a file holding a synced, valid segment header) to the segment's name
+    /// and fsyncs the directory: from here on the segment exists durably, and records may be
+    /// written to it.
+    fn install<V: Vfs<File = F>>(
+        vfs: &V,
+        dir: &Path,
+        from: &Path,
+        file: F,
+        seq: u64,
+        first_index: u64,
+        first_group: u64,
+    ) -> Result<Self> {
+        let path = dir.join(segment_name(first_index));
+        vfs.rename(from, &path)
+            .map_err(|e| Error::io("rename", from, e))?;
         vfs.sync_dir(dir)
             .map_err(|e| Error::io("fsync dir", dir, e))?;
         Ok(Self::from_parts(

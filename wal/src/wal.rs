@@ -426,32 +426,13 @@ impl<V: Vfs> Wal<V> {
             .rposition(|s| !s.dirty)
             .map_or(0, |i| i + 1);
         for i in first_dirty..sealed {
-            let seg = &self.segments[i];
-            let r = seg.file.sync_data();
-            self.stats.file_syncs += 1;
-            if let Err(e) = r {
-                let err = Error::io("fdatasync", &seg.path, e);
-                self.poison(&err);
-                return Err(err);
-            }
-            self.segments[i].dirty = false;
+            self.sync_segment(i)?;
         }
         if !self.pending.is_empty() {
             self.write_pending(self.pending.len())?;
         }
-        if let Some(seg) = self.segments.last() {
-            if seg.dirty {
-                let r = seg.file.sync_data();
-                self.stats.file_syncs += 1;
-                if let Err(e) = r {
-                    let err = Error::io("fdatasync", &seg.path, e);
-                    self.poison(&err);
-                    return Err(err);
-                }
-            }
-        }
-        if let Some(seg) = self.segments.last_mut() {
-            seg.dirty = false;
+        if n > 0 {
+            self.sync_segment(n - 1)?;
         }
         if self.group_started {
             self.group += 1;
@@ -695,6 +676,24 @@ impl<V: Vfs> Wal<V> {
         // The next spare: filled now or started in the background (see `spare.rs`).
         let written = self.segments.last().map_or(0, |s| s.written);
         self.spare.refill(written).inspect_err(|e| self.poison(e))?;
+        Ok(())
+    }
+
+    /// `fdatasync`s segment `i` if it was written since its last sync (poisoning the log if
+    /// that fails).
+    fn sync_segment(&mut self, i: usize) -> Result<()> {
+        let seg = &self.segments[i];
+        if !seg.dirty {
+            return Ok(());
+        }
+        let r = seg.file.sync_data();
+        self.stats.file_syncs += 1;
+        if let Err(e) = r {
+            let err = Error::io("fdatasync", &seg.path, e);
+            self.poison(&err);
+            return Err(err);
+        }
+        self.segments[i].dirty = false;
         Ok(())
     }
 
