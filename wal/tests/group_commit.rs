@@ -24,6 +24,33 @@ fn append_one(wal: &mut Wal<impl Vfs>) -> Result<u64> {
     Ok(index)
 }
 
+/// `threads` threads, released together, each committing `commits` single entries through
+/// `gc`; returns every acknowledged index, sorted.
+fn commit_from_threads<V: Vfs + Send + 'static>(
+    gc: &Arc<GroupCommit<V>>,
+    threads: usize,
+    commits: usize,
+) -> Vec<u64> {
+    let start = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (gc, start) = (Arc::clone(gc), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                (0..commits)
+                    .map(|_| gc.commit(append_one).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    all
+}
+
 #[test]
 fn single_thread_commit_is_durable_and_syncs_once_per_commit() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,27 +75,7 @@ fn many_threads_share_syncs_and_every_commit_survives_reopen() {
     let wal = Wal::open(dir.path(), Options::default()).unwrap();
     let syncs_before = wal.stats().file_syncs;
     let gc = Arc::new(GroupCommit::new(wal));
-    let start = Arc::new(Barrier::new(THREADS));
-    let handles: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (gc, start) = (Arc::clone(&gc), Arc::clone(&start));
-            std::thread::spawn(move || {
-                start.wait();
-                let mut mine = Vec::with_capacity(COMMITS);
-                for _ in 0..COMMITS {
-                    let index = gc.commit(append_one).unwrap();
-                    // Acknowledged means durable: the index is at most the synced end.
-                    mine.push(index);
-                }
-                mine
-            })
-        })
-        .collect();
-    let mut all: Vec<u64> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    all.sort_unstable();
+    let all = commit_from_threads(&gc, THREADS, COMMITS);
     let total = (THREADS * COMMITS) as u64;
     assert_eq!(all, (1..=total).collect::<Vec<_>>());
     let gc = Arc::into_inner(gc).unwrap();
@@ -103,22 +110,9 @@ fn while_one_sync_is_slow_the_queued_threads_share_the_next() {
     let wal = Wal::open_with(vfs, dir.path(), Options::default()).unwrap();
     let syncs_before = wal.stats().file_syncs;
     let gc = Arc::new(GroupCommit::new(wal));
-    let start = Arc::new(Barrier::new(THREADS));
-    let handles: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (gc, start) = (Arc::clone(&gc), Arc::clone(&start));
-            std::thread::spawn(move || {
-                start.wait();
-                for _ in 0..COMMITS {
-                    gc.commit(append_one).unwrap();
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    let all = commit_from_threads(&gc, THREADS, COMMITS);
     let total = (THREADS * COMMITS) as u64;
+    assert_eq!(all, (1..=total).collect::<Vec<_>>());
     let syncs = gc.stats().unwrap().file_syncs - syncs_before;
     assert_eq!(gc.with(|w| w.last_index()).unwrap(), total);
     // One thread alone would need `total` syncs; sharing needs about COMMITS * 2.
