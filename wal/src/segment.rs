@@ -50,7 +50,8 @@ pub(crate) struct Index {
     pub(crate) offsets: Vec<u32>,
     /// Runs of equal terms: (first index of the run, term).
     pub(crate) terms: Vec<(u64, u64)>,
-    /// For an index built on first use: the file offset where the last record ends.
+    /// For an index built on first use, until the segment becomes writable again: the file
+    /// offset where the last record ends.
     pub(crate) data_end: Option<u64>,
 }
 
@@ -282,7 +283,9 @@ impl<F: VfsFile> Segment<F> {
     /// end: for a sealed segment that becomes the active one again (a suffix truncation
     /// removed the segments after it).
     pub(crate) fn make_writable(&mut self) -> Result<()> {
-        if let Some(end) = self.index()?.data_end {
+        // The lazily found end is right only until the segment is written again: from here
+        // on `written` is kept by the appends and truncations, so the end is used once.
+        if let Some(end) = self.index_mut()?.data_end.take() {
             self.written = end;
         }
         Ok(())

@@ -104,11 +104,9 @@ fn appending_truncating_and_compacting_work_on_a_lazily_opened_log() {
 #[test]
 fn truncating_at_a_segment_boundary_makes_the_deferred_segment_writable() {
     let (dir, mut all) = build();
-    let segs = segments(dir.path());
     // The first index of the fourth segment: truncating there leaves the deferred third
     // segment last, to be appended to from the end of its records.
-    let name = segs[3].file_stem().unwrap().to_string_lossy().into_owned();
-    let from: u64 = name.parse().unwrap();
+    let from = first_index_of(&segments(dir.path())[3]);
     let mut w = Wal::open(dir.path(), opts(true)).unwrap();
     w.truncate_suffix(from).unwrap();
     all.truncate((from - 1) as usize);
@@ -131,6 +129,47 @@ fn truncating_at_a_segment_boundary_makes_the_deferred_segment_writable() {
     drop(w);
     let w = Wal::open(dir.path(), opts(false)).unwrap();
     assert_log(&w, 1, &all);
+}
+
+/// Regression (torture seed 2037 of `random_workloads_with_lazy_open`): a deferred segment
+/// made writable by a truncation, appended to and sealed by a rotation, then made the last
+/// segment again by a truncation at the next segment's first index, was cut at the end its
+/// lazy index had found at open, dropping every entry appended to it since: durable ones.
+#[test]
+fn a_segment_made_writable_keeps_its_end_through_later_truncations() {
+    let (dir, mut all) = build();
+    let from = first_index_of(&segments(dir.path())[3]);
+    let mut w = Wal::open(dir.path(), opts(true)).unwrap();
+    w.truncate_suffix(from).unwrap();
+    all.truncate((from - 1) as usize);
+    // Entries into what the third segment has left, then enough to rotate past it.
+    for i in from..from + 5 {
+        let e = ent(i, 3, 8);
+        w.append_sync(std::slice::from_ref(&e)).unwrap();
+        all.push(e);
+    }
+    append(&mut w, 60, 3, 4, &mut all);
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 5, "{segs:?}");
+    // Truncating at the fourth segment's first index leaves the third one last again, with
+    // everything appended to it.
+    let next = first_index_of(&segs[3]);
+    assert!(next >= from + 5);
+    w.truncate_suffix(next).unwrap();
+    all.truncate((next - 1) as usize);
+    assert_log(&w, 1, &all);
+    append(&mut w, 10, 4, 3, &mut all);
+    assert_log(&w, 1, &all);
+    drop(w);
+    for lazy in [false, true] {
+        let w = Wal::open(dir.path(), opts(lazy)).unwrap();
+        assert_log(&w, 1, &all);
+    }
+}
+
+fn first_index_of(segment: &Path) -> u64 {
+    let name = segment.file_stem().unwrap().to_string_lossy().into_owned();
+    name.parse().unwrap()
 }
 
 #[test]
