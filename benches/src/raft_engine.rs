@@ -17,7 +17,7 @@ use protobuf::{
 use raft_engine::{Config, Engine, LogBatch, MessageExt, ReadableSize};
 
 use crate::latency::Latencies;
-use crate::workload::{payload, Budget, Cell, Sample};
+use crate::workload::{payload, Budget, Cell, Sample, Session};
 use crate::Result;
 
 /// A Raft log entry encoded like raft-rs's `eraftpb::Entry` (field 2 term, 3 index, 4 data):
@@ -189,52 +189,75 @@ fn renumber(batch: &mut [PbEntry], first: u64) {
     }
 }
 
-/// Runs `cell` on a fresh engine in `dir` (opened before timing starts).
-pub fn run(cell: &Cell, dir: &Path, opts: &EngineOptions, budget: &Budget) -> Result<Sample> {
-    let engine = Arc::new(open(dir, opts)?);
-    let bytes = Arc::new(AtomicU64::new(0));
-    let start_line = Arc::new(Barrier::new(cell.writers + 1));
-    let per_batch = cell.batch_bytes() as u64;
-    let threads: Vec<_> = (0..cell.writers)
-        .map(|w| {
-            let (engine, bytes, start_line) = (engine.clone(), bytes.clone(), start_line.clone());
-            let (cell, budget) = (*cell, *budget);
-            std::thread::spawn(move || -> Result<(Latencies, u64)> {
-                let region = w as u64 + 1;
-                let mut batch = pb_batch(&cell, 0x5EED ^ (w as u64) << 40);
-                let mut log_batch = LogBatch::with_capacity(cell.batch);
-                let mut lat = Latencies::with_capacity(1024);
-                let (mut batches, mut next) = (0u64, 1u64);
-                start_line.wait();
-                let start = Instant::now();
-                loop {
-                    renumber(&mut batch, next);
-                    let t = Instant::now();
-                    log_batch.add_entries::<PbEntryExt>(region, &batch)?;
-                    engine.write(&mut log_batch, true)?;
-                    lat.record(t.elapsed());
-                    next += cell.batch as u64;
-                    batches += 1;
-                    let total = bytes.fetch_add(per_batch, Ordering::Relaxed) + per_batch;
-                    if budget.done(start.elapsed(), batches, total) {
-                        return Ok((lat, batches));
-                    }
-                }
-            })
+/// raft-engine on one cell, slice after slice: one region per writer, each region's log
+/// growing on through the slices.
+pub struct EngineSession {
+    cell: Cell,
+    engine: Arc<Engine>,
+    /// The next index of each writer's region.
+    next: Vec<u64>,
+}
+
+impl EngineSession {
+    /// Opens a fresh engine in `dir`, before any timing.
+    pub fn open(cell: &Cell, dir: &Path, opts: &EngineOptions) -> Result<Self> {
+        Ok(EngineSession {
+            cell: *cell,
+            engine: Arc::new(open(dir, opts)?),
+            next: vec![1; cell.writers],
         })
-        .collect();
-    start_line.wait();
-    let start = Instant::now();
-    let mut sample = Sample::default();
-    for t in threads {
-        let (lat, batches) = t.join().map_err(|_| "writer thread panicked")??;
-        sample.latencies.merge(&lat);
-        sample.batches += batches;
     }
-    sample.elapsed = start.elapsed();
-    sample.entries = sample.batches * cell.batch as u64;
-    sample.payload_bytes = sample.batches * per_batch;
-    Ok(sample)
+}
+
+impl Session for EngineSession {
+    fn slice(&mut self, budget: &Budget) -> Result<Sample> {
+        let cell = self.cell;
+        let bytes = Arc::new(AtomicU64::new(0));
+        let start_line = Arc::new(Barrier::new(cell.writers + 1));
+        let per_batch = cell.batch_bytes() as u64;
+        let threads: Vec<_> = (0..cell.writers)
+            .map(|w| {
+                let (engine, bytes, start_line) =
+                    (self.engine.clone(), bytes.clone(), start_line.clone());
+                let (budget, mut next) = (*budget, self.next[w]);
+                std::thread::spawn(move || -> Result<(Latencies, u64, u64)> {
+                    let region = w as u64 + 1;
+                    let mut batch = pb_batch(&cell, 0x5EED ^ (w as u64) << 40);
+                    let mut log_batch = LogBatch::with_capacity(cell.batch);
+                    let mut lat = Latencies::with_capacity(1024);
+                    let mut batches = 0u64;
+                    start_line.wait();
+                    let start = Instant::now();
+                    loop {
+                        renumber(&mut batch, next);
+                        let t = Instant::now();
+                        log_batch.add_entries::<PbEntryExt>(region, &batch)?;
+                        engine.write(&mut log_batch, true)?;
+                        lat.record(t.elapsed());
+                        next += cell.batch as u64;
+                        batches += 1;
+                        let total = bytes.fetch_add(per_batch, Ordering::Relaxed) + per_batch;
+                        if budget.done(start.elapsed(), batches, total) {
+                            return Ok((lat, batches, next));
+                        }
+                    }
+                })
+            })
+            .collect();
+        start_line.wait();
+        let start = Instant::now();
+        let mut sample = Sample::default();
+        for (w, t) in threads.into_iter().enumerate() {
+            let (lat, batches, next) = t.join().map_err(|_| "writer thread panicked")??;
+            sample.latencies.merge(&lat);
+            sample.batches += batches;
+            self.next[w] = next;
+        }
+        sample.elapsed = start.elapsed();
+        sample.entries = sample.batches * cell.batch as u64;
+        sample.payload_bytes = sample.batches * per_batch;
+        Ok(sample)
+    }
 }
 
 #[cfg(test)]
@@ -264,12 +287,16 @@ mod tests {
             cooldown_mib_per_sec: 0.0,
         };
         let cell = Cell::single(100, 4);
-        let s = run(&cell, dir.path(), &EngineOptions::default(), &budget).unwrap();
-        assert_eq!(s.batches, 3);
-        assert_eq!(s.entries, 12);
+        let mut session =
+            EngineSession::open(&cell, dir.path(), &EngineOptions::default()).unwrap();
+        for _ in 0..2 {
+            let s = session.slice(&budget).unwrap();
+            assert_eq!((s.batches, s.entries), (3, 12));
+        }
+        drop(session);
         let engine = open(dir.path(), &EngineOptions::default()).unwrap();
         assert_eq!(engine.first_index(1), Some(1));
-        assert_eq!(engine.last_index(1), Some(12));
+        assert_eq!(engine.last_index(1), Some(24));
         let e = engine.get_entry::<PbEntryExt>(1, 5).unwrap().unwrap();
         assert_eq!(e.index, 5);
         assert_eq!(e.data.len(), 100);

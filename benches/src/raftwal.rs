@@ -10,31 +10,71 @@ use wal::group_commit::GroupCommit;
 use wal::{Options, Wal};
 
 use crate::latency::Latencies;
-use crate::workload::{renumber, wal_batch, Budget, Cell, Sample};
+use crate::workload::{renumber, wal_batch, Budget, Cell, Sample, Session};
 use crate::Result;
 
-/// Runs `cell` on a fresh WAL in `dir` (opened before timing starts) with `opts`.
-///
-/// A fresh log zero-fills its first segment at open: that write is left to drain (see
-/// [`Budget::cool_down`]) before the timed part, as the other systems' setup is.
-pub fn run(cell: &Cell, dir: &Path, opts: &Options, budget: &Budget) -> Result<Sample> {
-    let wal = Wal::open(dir, opts.clone())?;
-    budget.cool_down(wal.stats().spare_bytes_zeroed);
-    if cell.writers > 1 {
-        return run_concurrent(cell, wal, budget);
+/// raftwal on one cell, slice after slice, the log growing on through them.
+pub struct WalSession {
+    cell: Cell,
+    log: Log,
+}
+
+enum Log {
+    /// One writer: append a batch, `sync`, repeat.
+    Single {
+        wal: Box<Wal>,
+        batch: Vec<wal::Entry>,
+    },
+    /// Several writers through one [`GroupCommit`].
+    Shared(Arc<GroupCommit>),
+}
+
+impl WalSession {
+    /// Opens a fresh WAL in `dir` with `opts`, before any timing.
+    ///
+    /// A fresh log zero-fills its first segment at open: that write is left to drain (see
+    /// [`Budget::cool_down`]) before the first slice, as the other systems' setup is.
+    pub fn open(cell: &Cell, dir: &Path, opts: &Options, budget: &Budget) -> Result<Self> {
+        let wal = Wal::open(dir, opts.clone())?;
+        budget.cool_down(wal.stats().spare_bytes_zeroed);
+        let log = if cell.writers > 1 {
+            Log::Shared(Arc::new(GroupCommit::new(wal)))
+        } else {
+            Log::Single {
+                wal: Box::new(wal),
+                batch: wal_batch(cell, 0x5EED),
+            }
+        };
+        Ok(WalSession { cell: *cell, log })
     }
-    let mut wal = wal;
+}
+
+impl Session for WalSession {
+    fn slice(&mut self, budget: &Budget) -> Result<Sample> {
+        match &mut self.log {
+            Log::Single { wal, batch } => run_single(&self.cell, wal, batch, budget),
+            Log::Shared(gc) => run_concurrent(&self.cell, gc, budget),
+        }
+    }
+}
+
+/// One writer appending `batch` (renumbered) and syncing until the budget is spent.
+fn run_single(
+    cell: &Cell,
+    wal: &mut Wal,
+    batch: &mut [wal::Entry],
+    budget: &Budget,
+) -> Result<Sample> {
     let before = wal.stats();
-    let mut batch = wal_batch(cell, 0x5EED);
     let per_batch = cell.batch_bytes() as u64;
     let mut next = wal.last_index() + 1;
     let mut lat = Latencies::with_capacity(1024);
     let (mut batches, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
     loop {
-        renumber(&mut batch, next);
+        renumber(batch, next);
         let t = Instant::now();
-        wal.append(&batch)?;
+        wal.append(batch)?;
         wal.sync()?;
         lat.record(t.elapsed());
         next += cell.batch as u64;
@@ -58,11 +98,10 @@ pub fn run(cell: &Cell, dir: &Path, opts: &Options, budget: &Budget) -> Result<S
     })
 }
 
-/// `cell.writers` threads, each committing `cell.batch` entries at a time through one
-/// [`GroupCommit`] until the budget is spent.
-fn run_concurrent(cell: &Cell, wal: Wal, budget: &Budget) -> Result<Sample> {
-    let before = wal.stats();
-    let gc = Arc::new(GroupCommit::new(wal));
+/// `cell.writers` threads, each committing `cell.batch` entries at a time through `gc`
+/// until the budget is spent.
+fn run_concurrent(cell: &Cell, gc: &Arc<GroupCommit>, budget: &Budget) -> Result<Sample> {
+    let before = gc.stats()?;
     let bytes = Arc::new(AtomicU64::new(0));
     let start_line = Arc::new(Barrier::new(cell.writers + 1));
     let per_batch = cell.batch_bytes() as u64;
@@ -107,4 +146,46 @@ fn run_concurrent(cell: &Cell, wal: Wal, budget: &Budget) -> Result<Sample> {
     sample.file_syncs = Some(after.file_syncs - before.file_syncs);
     sample.writes = Some(after.writes - before.writes);
     Ok(sample)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_continue_one_log() {
+        let budget = Budget {
+            time: std::time::Duration::ZERO,
+            min_batches: 3,
+            max_bytes: u64::MAX,
+            cooldown_mib_per_sec: 0.0,
+        };
+        let opts = Options {
+            segment_size: 1 << 20,
+            prepare: wal::SegmentPrepare::Allocate,
+            ..Options::default()
+        };
+        for writers in [1, 3] {
+            let dir = tempfile::tempdir().unwrap();
+            let cell = Cell {
+                entry_size: 100,
+                batch: 4,
+                writers,
+            };
+            let mut session = WalSession::open(&cell, dir.path(), &opts, &budget).unwrap();
+            let mut entries = 0;
+            for _ in 0..2 {
+                let s = session.slice(&budget).unwrap();
+                assert!(s.batches >= 3, "{s:?}");
+                assert_eq!(s.entries, s.batches * 4);
+                assert_eq!(s.payload_bytes, s.entries * 100);
+                assert!(s.file_syncs.unwrap() >= 1);
+                entries += s.entries;
+            }
+            drop(session);
+            let wal = Wal::open(dir.path(), opts.clone()).unwrap();
+            assert_eq!(wal.last_index(), entries, "{writers} writer(s)");
+            assert_eq!(wal.entry(entries).unwrap().data.len(), 100);
+        }
+    }
 }

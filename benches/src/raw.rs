@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use fs2::FileExt as _;
 
 use crate::latency::Latencies;
-use crate::workload::{frame_len, payload, Budget, Cell, Sample};
+use crate::workload::{frame_len, payload, Budget, Cell, Sample, Session};
 use crate::Result;
 
 /// The raw loop writes preallocated files of this size (raftwal's default segment size): a
@@ -93,178 +93,252 @@ pub fn batch_bytes(entry_size: usize, batch: usize, seed: u64) -> Vec<u8> {
     buf
 }
 
-/// Runs the raw loop on `cell` in `dir` (a fresh file there for [`RawMode::Fallocate`], the
-/// `area` for [`RawMode::Overwrite`]). A cell with several writers runs as one writer with
-/// `writers × batch` entries per sync: perfect group commit, the limit for that many writers.
-pub fn run(
-    cell: &Cell,
-    mode: RawMode,
-    dir: &Path,
-    area: Option<&OverwriteArea>,
-    budget: &Budget,
-) -> Result<Sample> {
-    run_in_files(cell, mode, dir, area, budget, ALLOCATE_CHUNK, false)
+/// Diagnostic variations of the raw loop, read from the environment (each isolates one way a
+/// WAL's writes differ from the plain loop's; none is set by default).
+#[derive(Debug, Clone, Copy, Default)]
+struct Diag {
+    /// RAFTWAL_RAW_SRC_SHIFT: start the source buffer this many bytes into its allocation
+    /// (the kernel's copy into the page cache depends on source alignment).
+    shift: usize,
+    /// RAFTWAL_RAW_GROWN: grow the source buffer by reallocation, as a WAL's buffer grows.
+    grown: bool,
+    /// RAFTWAL_RAW_TOUCH: rewrite the source right before each write, as a WAL encodes it.
+    touch: bool,
+    /// RAFTWAL_RAW_VARY: distinct bytes in every batch (its number in each record).
+    vary: bool,
+    /// RAFTWAL_RAW_OFFSET: where data starts in each file (64: raftwal's segment header).
+    base_offset: u64,
+    /// RAFTWAL_RAW_GAP_US: busy CPU time before each batch, to model a WAL's encoding work.
+    gap: Duration,
+    /// RAFTWAL_RAW_MIMIC: raftwal's segment creation sequence (header first, then
+    /// fallocate, fsync, rename into place, directory fsync).
+    mimic: bool,
 }
 
-/// [`run`] with a chosen preallocation size per file, optionally keeping the files.
-fn run_in_files(
-    cell: &Cell,
-    mode: RawMode,
-    dir: &Path,
-    area: Option<&OverwriteArea>,
-    budget: &Budget,
+impl Diag {
+    fn from_env() -> Self {
+        fn num(name: &str) -> u64 {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        }
+        let set = |name: &str| std::env::var_os(name).is_some();
+        Diag {
+            shift: num("RAFTWAL_RAW_SRC_SHIFT") as usize,
+            grown: set("RAFTWAL_RAW_GROWN"),
+            touch: set("RAFTWAL_RAW_TOUCH"),
+            vary: set("RAFTWAL_RAW_VARY"),
+            base_offset: num("RAFTWAL_RAW_OFFSET"),
+            gap: Duration::from_micros(num("RAFTWAL_RAW_GAP_US")),
+            mimic: set("RAFTWAL_RAW_MIMIC"),
+        }
+    }
+}
+
+/// The raw loop on one cell, slice after slice: [`RawMode::Fallocate`] writes on through its
+/// preallocated files (a new one, untimed, whenever the next batch does not fit; all removed
+/// when the session is dropped), [`RawMode::Overwrite`] around the `area`'s ring. A cell
+/// with several writers runs as one writer with `writers × batch` entries per sync: perfect
+/// group commit, the limit for that many writers.
+#[derive(Debug)]
+pub struct RawSession<'a> {
+    entries_per_batch: usize,
+    entry_size: usize,
+    dir: PathBuf,
+    area: Option<&'a OverwriteArea>,
+    /// Size of each preallocated file.
     chunk: u64,
     keep_files: bool,
-) -> Result<Sample> {
-    let batch = cell.batch * cell.writers;
-    // RAFTWAL_RAW_SRC_SHIFT: start the source buffer this many bytes into its allocation
-    // (diagnostic: the kernel's copy into the page cache depends on source alignment).
-    let shift: usize = std::env::var("RAFTWAL_RAW_SRC_SHIFT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let bytes_of_batch = batch_bytes(cell.entry_size, batch, 0x5EED);
-    let mut backing = vec![0u8; shift];
-    if std::env::var_os("RAFTWAL_RAW_GROWN").is_some() {
-        // Diagnostic: grow the source buffer by reallocation, as a WAL's write buffer grows.
-        for chunk in bytes_of_batch.chunks(4096) {
-            backing.extend_from_slice(chunk);
-        }
-    } else {
-        backing.extend_from_slice(&bytes_of_batch);
+    diag: Diag,
+    /// The batch's bytes, from `diag.shift` on.
+    backing: Vec<u8>,
+    /// A pristine copy of `backing`, for `diag.touch`.
+    fresh: Vec<u8>,
+    file: Option<File>,
+    files_created: usize,
+    /// End of the ring (overwrite) or `u64::MAX`.
+    ring: u64,
+    /// Bytes usable in the current file.
+    allocated: u64,
+    /// Where the next batch goes.
+    off: u64,
+    /// Batches over all slices.
+    batches: u64,
+}
+
+impl<'a> RawSession<'a> {
+    /// Prepares the loop (no file is created before the first slice needs one).
+    pub fn open(
+        cell: &Cell,
+        mode: RawMode,
+        dir: &Path,
+        area: Option<&'a OverwriteArea>,
+    ) -> Result<Self> {
+        Self::with_files(cell, mode, dir, area, ALLOCATE_CHUNK, false)
     }
-    let buf_len = backing.len() - shift;
-    let touch = std::env::var_os("RAFTWAL_RAW_TOUCH").is_some();
-    let vary = std::env::var_os("RAFTWAL_RAW_VARY").is_some();
-    let fresh = backing.clone();
-    let payload_per_batch = (cell.entry_size * batch) as u64;
-    let mut owned: Option<File> = None;
-    let mut files_created = 0usize;
-    let shared = match mode {
-        RawMode::Fallocate => None,
-        RawMode::Overwrite => {
-            let area = area.ok_or("raw overwrite mode needs an OverwriteArea")?;
-            if area.len < buf_len as u64 {
-                return Err("overwrite area smaller than one batch".into());
+
+    /// [`RawSession::open`] with a chosen preallocation size per file, optionally keeping the
+    /// files.
+    fn with_files(
+        cell: &Cell,
+        mode: RawMode,
+        dir: &Path,
+        area: Option<&'a OverwriteArea>,
+        chunk: u64,
+        keep_files: bool,
+    ) -> Result<Self> {
+        let diag = Diag::from_env();
+        let entries_per_batch = cell.batch * cell.writers;
+        let bytes_of_batch = batch_bytes(cell.entry_size, entries_per_batch, 0x5EED);
+        let mut backing = vec![0u8; diag.shift];
+        if diag.grown {
+            for piece in bytes_of_batch.chunks(4096) {
+                backing.extend_from_slice(piece);
             }
-            Some(area)
+        } else {
+            backing.extend_from_slice(&bytes_of_batch);
         }
-    };
-    let (ring, mut allocated) = match shared {
-        Some(area) => (area.len, area.len),
-        None => (u64::MAX, 0),
-    };
-    // Where data starts in each file: 0, or raftwal's 64-byte segment header when
-    // RAFTWAL_RAW_OFFSET=64 (to isolate the effect of unaligned batches).
-    let base_offset: u64 = std::env::var("RAFTWAL_RAW_OFFSET")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    // Busy CPU time before each batch (RAFTWAL_RAW_GAP_US), to model a WAL's encoding work.
-    let gap = Duration::from_micros(
-        std::env::var("RAFTWAL_RAW_GAP_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    );
-    let mimic = std::env::var_os("RAFTWAL_RAW_MIMIC").is_some();
-    let mut lat = Latencies::with_capacity(1024);
-    let mut off = 0u64;
-    let mut batches = 0u64;
-    let mut bytes = 0u64;
-    // Time spent preallocating the next file, excluded from the measurement.
-    let mut paused = Duration::ZERO;
-    let start = Instant::now();
-    loop {
-        if off + buf_len as u64 > ring {
-            off = 0;
-        }
-        if shared.is_none() && off + buf_len as u64 > allocated {
-            // The next preallocated file (as a WAL rotates to its next segment), untimed:
-            // create, fallocate, fsync it and its directory.
-            let p = Instant::now();
-            let name = dir.join(format!("raw-{files_created:06}.dat"));
-            files_created += 1;
-            allocated = chunk.max(buf_len as u64);
-            let f = if mimic {
-                // Diagnostic: raftwal's segment creation sequence (header first, then
-                // fallocate, fsync, rename into place, directory fsync).
-                let tmp = name.with_extension("tmp");
-                let f = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&tmp)?;
-                f.write_all_at(&[0x5a; 64], 0)?;
-                f.allocate(allocated)?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &name)?;
-                f
-            } else {
-                let f = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&name)?;
-                f.allocate(allocated)?;
-                f.sync_all()?;
-                f
-            };
-            File::open(dir)?.sync_all()?;
-            owned = Some(f);
-            off = base_offset;
-            paused += p.elapsed();
-        }
-        let file = match (shared, owned.as_ref()) {
-            (Some(area), _) => &area.file,
-            (None, Some(f)) => f,
-            (None, None) => return Err("no file".into()),
+        let area = match mode {
+            RawMode::Fallocate => None,
+            RawMode::Overwrite => {
+                let area = area.ok_or("raw overwrite mode needs an OverwriteArea")?;
+                if area.len < bytes_of_batch.len() as u64 {
+                    return Err("overwrite area smaller than one batch".into());
+                }
+                Some(area)
+            }
         };
-        if !gap.is_zero() {
-            let until = Instant::now() + gap;
-            while Instant::now() < until {
-                std::hint::spin_loop();
+        let (ring, allocated) = area.map_or((u64::MAX, 0), |a| (a.len, a.len));
+        Ok(RawSession {
+            entries_per_batch,
+            entry_size: cell.entry_size,
+            dir: dir.to_path_buf(),
+            area,
+            chunk,
+            keep_files,
+            diag,
+            fresh: backing.clone(),
+            backing,
+            file: None,
+            files_created: 0,
+            ring,
+            allocated,
+            off: 0,
+            batches: 0,
+        })
+    }
+
+    fn file_name(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("raw-{i:06}.dat"))
+    }
+
+    /// The next preallocated file (as a WAL rotates to its next segment): create,
+    /// `fallocate`, fsync it and its directory.
+    fn next_file(&mut self, len: u64) -> Result<()> {
+        let name = self.file_name(self.files_created);
+        self.files_created += 1;
+        self.allocated = self.chunk.max(len);
+        let f = if self.diag.mimic {
+            let tmp = name.with_extension("tmp");
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all_at(&[0x5a; 64], 0)?;
+            f.allocate(self.allocated)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &name)?;
+            f
+        } else {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&name)?;
+            f.allocate(self.allocated)?;
+            f.sync_all()?;
+            f
+        };
+        File::open(&self.dir)?.sync_all()?;
+        self.file = Some(f);
+        self.off = self.diag.base_offset;
+        Ok(())
+    }
+}
+
+impl Session for RawSession<'_> {
+    fn slice(&mut self, budget: &Budget) -> Result<Sample> {
+        let buf_len = (self.backing.len() - self.diag.shift) as u64;
+        let payload_per_batch = (self.entry_size * self.entries_per_batch) as u64;
+        let mut lat = Latencies::with_capacity(1024);
+        let (mut batches, mut bytes) = (0u64, 0u64);
+        // Time spent preallocating the next file, excluded from the measurement.
+        let mut paused = Duration::ZERO;
+        let start = Instant::now();
+        loop {
+            if self.off + buf_len > self.ring {
+                self.off = 0;
+            }
+            if self.area.is_none() && self.off + buf_len > self.allocated {
+                let p = Instant::now();
+                self.next_file(buf_len)?;
+                paused += p.elapsed();
+            }
+            if !self.diag.gap.is_zero() {
+                let until = Instant::now() + self.diag.gap;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            if self.diag.touch {
+                self.backing.copy_from_slice(&self.fresh);
+            }
+            if self.diag.vary {
+                let frame = frame_len(self.entry_size);
+                for rec in self.backing[self.diag.shift..].chunks_exact_mut(frame) {
+                    rec[8..16].copy_from_slice(&self.batches.to_le_bytes());
+                }
+            }
+            let file = match (self.area, self.file.as_ref()) {
+                (Some(area), _) => &area.file,
+                (None, Some(f)) => f,
+                (None, None) => return Err("no file".into()),
+            };
+            let buf = &self.backing[self.diag.shift..];
+            let t = Instant::now();
+            file.write_all_at(buf, self.off)?;
+            file.sync_data()?;
+            lat.record(t.elapsed());
+            self.off += buf_len;
+            self.batches += 1;
+            batches += 1;
+            bytes += payload_per_batch;
+            if budget.done(start.elapsed().saturating_sub(paused), batches, bytes) {
+                break;
             }
         }
-        if touch {
-            // Diagnostic: rewrite the source right before the write, as a WAL encodes it.
-            backing.copy_from_slice(&fresh);
-        }
-        if vary {
-            // Distinct bytes in every record of every batch: the batch number in each
-            // record's index field.
-            let frame = frame_len(cell.entry_size);
-            for rec in backing[shift..].chunks_exact_mut(frame) {
-                rec[8..16].copy_from_slice(&batches.to_le_bytes());
-            }
-        }
-        let buf = &backing[shift..];
-        let t = Instant::now();
-        file.write_all_at(buf, off)?;
-        file.sync_data()?;
-        lat.record(t.elapsed());
-        off += buf.len() as u64;
-        batches += 1;
-        bytes += payload_per_batch;
-        if budget.done(start.elapsed().saturating_sub(paused), batches, bytes) {
-            break;
+        Ok(Sample {
+            entries: batches * self.entries_per_batch as u64,
+            payload_bytes: bytes,
+            batches,
+            elapsed: start.elapsed().saturating_sub(paused),
+            latencies: lat,
+            file_syncs: Some(batches),
+            writes: Some(batches),
+            slice_rates: Vec::new(),
+        })
+    }
+}
+
+impl Drop for RawSession<'_> {
+    fn drop(&mut self) {
+        self.file = None;
+        for i in (0..self.files_created).filter(|_| !self.keep_files) {
+            let _ = std::fs::remove_file(self.file_name(i));
         }
     }
-    let elapsed = start.elapsed().saturating_sub(paused);
-    drop(owned);
-    for i in (0..files_created).filter(|_| !keep_files) {
-        std::fs::remove_file(dir.join(format!("raw-{i:06}.dat")))?;
-    }
-    Ok(Sample {
-        entries: batches * batch as u64,
-        payload_bytes: bytes,
-        batches,
-        elapsed,
-        latencies: lat,
-        file_syncs: Some(batches),
-        writes: Some(batches),
-        slice_rates: Vec::new(),
-    })
 }
 
 #[cfg(test)]
@@ -273,28 +347,31 @@ mod tests {
 
     #[test]
     fn fallocate_mode_moves_to_a_fresh_file_and_never_overwrites() {
-        // Two batches per file: 5 batches must land in 3 files, each batch written once
-        // (a regression: the loop once wrapped around inside its first file).
+        // Two batches per file: 5 batches, in slices of 2 and 3 that continue one another,
+        // must land in 3 files, each batch written once (a regression: the loop once wrapped
+        // around inside its first file).
         let dir = tempfile::tempdir().unwrap();
-        let budget = Budget {
+        let budget = |min_batches| Budget {
             time: std::time::Duration::ZERO,
-            min_batches: 5,
+            min_batches,
             max_bytes: u64::MAX,
             cooldown_mib_per_sec: 0.0,
         };
         let cell = Cell::single(100, 4);
         let per_batch = (4 * frame_len(100)) as u64;
-        let s = run_in_files(
+        let mut session = RawSession::with_files(
             &cell,
             RawMode::Fallocate,
             dir.path(),
             None,
-            &budget,
             2 * per_batch,
             true,
         )
         .unwrap();
-        assert_eq!(s.batches, 5);
+        assert_eq!(session.slice(&budget(2)).unwrap().batches, 2);
+        let s = session.slice(&budget(3)).unwrap();
+        assert_eq!((s.batches, s.entries), (3, 12));
+        drop(session);
         let mut names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -321,11 +398,15 @@ mod tests {
             cooldown_mib_per_sec: 0.0,
         };
         let cell = Cell::single(100, 4);
-        let s = run(&cell, RawMode::Fallocate, dir.path(), None, &budget).unwrap();
+        let s = RawSession::open(&cell, RawMode::Fallocate, dir.path(), None)
+            .and_then(|mut r| r.slice(&budget))
+            .unwrap();
         assert_eq!((s.batches, s.entries, s.payload_bytes), (3, 12, 1200));
         assert!(!dir.path().join("raw-000000.dat").exists());
         let area = OverwriteArea::create(dir.path(), 1 << 12).unwrap();
-        let s = run(&cell, RawMode::Overwrite, dir.path(), Some(&area), &budget).unwrap();
+        let s = RawSession::open(&cell, RawMode::Overwrite, dir.path(), Some(&area))
+            .and_then(|mut r| r.slice(&budget))
+            .unwrap();
         assert_eq!(s.latencies.len(), 3);
         assert_eq!(batch_bytes(100, 4, 1).len(), 4 * frame_len(100));
     }

@@ -100,6 +100,15 @@ impl Budget {
     }
 }
 
+/// One system set up on one cell, measured in slices: each slice continues the same log
+/// where the previous one stopped. So the slices of several systems can alternate finely
+/// (the device's drift, which on a virtual disk moves throughput by tens of percent over
+/// seconds, then hits them alike), and each system pays its setup once per cell, untimed.
+pub trait Session {
+    /// Runs one timed slice, until `budget` is spent, and returns what it measured.
+    fn slice(&mut self, budget: &Budget) -> crate::Result<Sample>;
+}
+
 /// What one slice of one system on one cell measured.
 #[derive(Debug, Clone, Default)]
 pub struct Sample {

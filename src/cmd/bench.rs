@@ -10,8 +10,11 @@
 //! 3. `raftwal` ([`wal::Wal`]; several writers through [`wal::group_commit::GroupCommit`]);
 //! 4. `raft-engine` (tikv's, with the `raft-engine` feature).
 //!
-//! Slices of every system are interleaved round-robin per cell and repetition, in rotating
-//! order, so drift (other load, page-cache state, device write-back) hits all of them alike.
+//! Cell by cell, every system is set up once (untimed), then short slices of the systems
+//! alternate, repetition after repetition in rotating order, each slice continuing its
+//! system's log where the last one stopped. So drift (other load, page-cache state, device
+//! write-back: this project's virtual disk moves by tens of percent over seconds) hits all of
+//! them alike, and many short paired slices average it out.
 //! Then logs of growing size are reopened, warm and cold, to measure recovery. Results go to
 //! stdout as a table, and to `--out` as CSV and an SVG plot.
 
@@ -21,8 +24,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use raftwal_benches::raw::{self, OverwriteArea, RawMode};
-use raftwal_benches::workload::{self, Budget, Cell, Sample};
+use raftwal_benches::raw::{OverwriteArea, RawMode, RawSession};
+use raftwal_benches::workload::{self, Budget, Cell, Sample, Session};
 
 use super::CmdResult;
 
@@ -45,11 +48,10 @@ pub struct Args {
     /// Short slices, one repetition, small recovery logs: the whole run in under a minute.
     #[arg(long)]
     pub quick: bool,
-    /// Seconds per measured slice [default: 1.0, --quick 0.12].
+    /// Seconds per measured slice [default: 0.25, --quick 0.12].
     #[arg(long)]
     pub slice_secs: Option<f64>,
-    /// Repetitions; each runs every cell on every system once, round-robin [default: 3,
-    /// --quick 1].
+    /// Slices per system and cell, alternating between the systems [default: 20, --quick 1].
     #[arg(long)]
     pub reps: Option<usize>,
     /// The grid, the budgets and the recovery sizes (boxed: they are the bulk of the
@@ -255,7 +257,7 @@ pub fn run(args: Args) -> CmdResult {
 
 fn plan(args: &Args) -> Result<Plan, super::CmdError> {
     let quick = args.quick;
-    let slice = args.slice_secs.unwrap_or(if quick { 0.12 } else { 1.0 });
+    let slice = args.slice_secs.unwrap_or(if quick { 0.12 } else { 0.25 });
     if !(slice.is_finite() && slice >= 0.0) {
         return Err("--slice-secs must be a non-negative number".into());
     }
@@ -328,7 +330,7 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
                 .unwrap_or(if quick { 0.0 } else { 256.0 })
                 .max(0.0),
         },
-        reps: args.reps.unwrap_or(if quick { 1 } else { 3 }).max(1),
+        reps: args.reps.unwrap_or(if quick { 1 } else { 20 }).max(1),
         grid,
         concurrent,
         systems,
@@ -370,26 +372,31 @@ fn measure(plan: &Plan, work: &Path) -> Result<Results, super::CmdError> {
         None
     };
     let mut results = Results::new();
-    let mut turn = 0usize;
-    for rep in 0..plan.reps {
-        for cell in &cells {
-            // Rotate the starting system each cell so none always runs first.
-            let n = plan.systems.len();
+    let n = plan.systems.len();
+    for (c, cell) in cells.iter().enumerate() {
+        // Every system is set up on the cell (untimed), then their slices alternate, each
+        // repetition in a rotated order so that none always runs first.
+        let mut sessions = Vec::with_capacity(n);
+        for &system in &plan.systems {
+            bar.set_message(format!("{} {}: setting up", cell.label(), system.name()));
+            let dir = work.join(format!("cell-{c}-{}", system.name()));
+            std::fs::create_dir_all(&dir)?;
+            let session = open_session(plan, system, cell, &dir, area.as_ref())
+                .map_err(|e| format!("{} on {}: {e}", system.name(), cell.label()))?;
+            sessions.push((system, dir, session));
+        }
+        for rep in 0..plan.reps {
             for k in 0..n {
-                let system = plan.systems[(turn + k) % n];
+                let (system, _, session) = &mut sessions[(c + rep + k) % n];
                 bar.set_message(format!(
-                    "rep {} {} {}",
-                    rep + 1,
+                    "{} rep {} {}",
                     cell.label(),
+                    rep + 1,
                     system.name()
                 ));
-                let dir = work.join(format!("slice-{turn}-{}", system.name()));
-                std::fs::create_dir_all(&dir)?;
-                let sample = run_slice(plan, system, cell, &dir, area.as_ref())
+                let sample = session
+                    .slice(&plan.budget)
                     .map_err(|e| format!("{} on {}: {e}", system.name(), cell.label()))?;
-                std::fs::remove_dir_all(&dir)?;
-                // Commit the deletion (and its discards) now, not in the next slice.
-                raftwal_benches::cache::settle(work)?;
                 plan.budget.cool_down(sample.payload_bytes);
                 if plan.verbose {
                     let line = format!(
@@ -407,34 +414,47 @@ fn measure(plan: &Plan, work: &Path) -> Result<Results, super::CmdError> {
                         bar.println(line);
                     }
                 }
-                results.entry((*cell, system)).or_default().merge(&sample);
+                results.entry((*cell, *system)).or_default().merge(&sample);
                 bar.inc(1);
             }
-            turn += 1;
         }
+        for (_, dir, session) in sessions {
+            drop(session);
+            std::fs::remove_dir_all(&dir)?;
+        }
+        // Commit the deletions (and their discards) now, not in the next cell's slices.
+        raftwal_benches::cache::settle(work)?;
     }
     bar.finish_and_clear();
     Ok(results)
 }
 
-fn run_slice(
+/// Sets `system` up on `cell` in `dir`, ready for its first slice.
+fn open_session<'a>(
     plan: &Plan,
     system: System,
     cell: &Cell,
     dir: &Path,
-    area: Option<&OverwriteArea>,
-) -> raftwal_benches::Result<Sample> {
-    match system {
-        System::Raw => raw::run(cell, RawMode::Fallocate, dir, None, &plan.budget),
-        System::RawOverwrite => raw::run(cell, RawMode::Overwrite, dir, area, &plan.budget),
-        System::Raftwal => raftwal_benches::raftwal::run(cell, dir, &plan.wal_opts, &plan.budget),
+    area: Option<&'a OverwriteArea>,
+) -> raftwal_benches::Result<Box<dyn Session + 'a>> {
+    Ok(match system {
+        System::Raw => Box::new(RawSession::open(cell, RawMode::Fallocate, dir, None)?),
+        System::RawOverwrite => Box::new(RawSession::open(cell, RawMode::Overwrite, dir, area)?),
+        System::Raftwal => Box::new(raftwal_benches::raftwal::WalSession::open(
+            cell,
+            dir,
+            &plan.wal_opts,
+            &plan.budget,
+        )?),
         #[cfg(feature = "raft-engine")]
-        System::RaftEngine => {
-            raftwal_benches::raft_engine::run(cell, dir, &plan.engine_opts, &plan.budget)
-        }
+        System::RaftEngine => Box::new(raftwal_benches::raft_engine::EngineSession::open(
+            cell,
+            dir,
+            &plan.engine_opts,
+        )?),
         #[cfg(not(feature = "raft-engine"))]
-        System::RaftEngine => Err("built without the raft-engine feature".into()),
-    }
+        System::RaftEngine => return Err("built without the raft-engine feature".into()),
+    })
 }
 
 /// The 1, 5 and 15 minute load averages: how busy the machine was besides this run.
