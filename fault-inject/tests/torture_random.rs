@@ -102,6 +102,22 @@ fn random_workloads_with_lazy_open() {
 }
 
 #[test]
+fn random_workloads_with_large_batches_restarting_right_after_an_io_error() {
+    // The large shape with a power cut right after each I/O error, lazy open on odd seeds.
+    // A sweep of this shape found a compacted segment brought back by a lost removal and
+    // ending inside a batch (regression_compacted_segment_cut_inside_a_batch.rs), and a
+    // lazily indexed segment cut at an end it no longer had (wal/tests/lazy_open.rs).
+    run_seeds(3000..3200, |cfg| {
+        cfg.reopen_after_error = false;
+        cfg.opts.lazy_open = cfg.seed % 2 == 1;
+        cfg.shape = fault_inject::workload::WorkloadShape {
+            max_batch: 8,
+            max_payload: 1500,
+        };
+    });
+}
+
+#[test]
 fn random_workloads_without_faults() {
     run_seeds(2000..2100, |cfg| {
         cfg.fault_rate = 0.0;

@@ -422,8 +422,11 @@ fn scan_with<V: Vfs>(
                     // truncation when the next segment continues at the next index (a batch
                     // never spans segments, so no record of it can be missing); at the end
                     // of the log it must end at the header's truncation index (checked
-                    // above), or it is a torn write.
-                    if batch_open && si + 1 == segs.len() {
+                    // above), or it is a torn write — unless the records it lacks from
+                    // `expected` on are compacted: then this is a segment the compaction
+                    // removed non-durably, cut inside a batch by an earlier truncation
+                    // whose mark a later one replaced, and nothing retained is missing.
+                    if batch_open && si + 1 == segs.len() && expected > base.index {
                         bad = Some((
                             si,
                             off,
