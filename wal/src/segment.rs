@@ -50,14 +50,17 @@ pub(crate) struct Index {
     pub(crate) offsets: Vec<u32>,
     /// Runs of equal terms: (first index of the run, term).
     pub(crate) terms: Vec<(u64, u64)>,
-    /// For an index built on first use, until the segment becomes writable again: the file
-    /// offset where the last record ends.
+    /// For an index built on first use, until its records change (an append, a truncation)
+    /// or the segment becomes writable again: the file offset where the last record ends.
+    /// After that, `Segment::written` is kept by the writes themselves.
     pub(crate) data_end: Option<u64>,
 }
 
 impl Index {
     /// Records that the next entry, `index` with `term`, starts at `offset`.
     fn push(&mut self, index: u64, term: u64, offset: u64) {
+        // A change to the records ends what a lazy build found (see `data_end`).
+        self.data_end = None;
         self.offsets.push(offset as u32);
         if self.terms.last().is_none_or(|&(_, t)| t != term) {
             self.terms.push((index, term));
@@ -352,6 +355,7 @@ impl<F: VfsFile> Segment<F> {
         let ix = self.index_mut()?;
         let keep = from.saturating_sub(first) as usize;
         ix.offsets.truncate(keep);
+        ix.data_end = None;
         let run = ix.terms.partition_point(|&(f, _)| f < from);
         ix.terms.truncate(run);
         Ok(())

@@ -167,6 +167,47 @@ fn a_segment_made_writable_keeps_its_end_through_later_truncations() {
     }
 }
 
+/// Regression (torture seed 3182 of the lazy-open shape, a sweep after 8a020dd): a deferred
+/// segment left alone by a compaction and a truncation at its first index had its index
+/// built by the truncation, and kept the end that build found after its records changed.
+/// Appends into it, a rotation, then a truncation at the next segment's first index cut it
+/// at that stale end, through records already synced.
+#[test]
+fn a_deferred_segment_rewritten_after_a_truncation_keeps_its_new_end() {
+    let (dir, mut all) = build();
+    let start = first_index_of(&segments(dir.path())[3]);
+    let mut w = Wal::open(dir.path(), opts(true)).unwrap();
+    assert!(w.recovery_report().segments_deferred > 3);
+    // The fourth segment becomes the first (its index still unbuilt), then the only one.
+    w.compact(start - 1).unwrap();
+    all.drain(..(start - 1) as usize);
+    w.truncate_suffix(start).unwrap();
+    all.clear();
+    assert_eq!(segments(dir.path()).len(), 1);
+    // New records into it, smaller than the old ones so they pack further, until it
+    // rotates: its records now end past where the old ones did.
+    let mut next = start;
+    while segments(dir.path()).len() < 2 {
+        let es: Vec<Entry> = (next..next + 10).map(|i| ent(i, 3, 8)).collect();
+        w.append_sync(&es).unwrap();
+        all.extend(es);
+        next += 10;
+    }
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 2, "{segs:?}");
+    let next = first_index_of(&segs[1]);
+    w.truncate_suffix(next).unwrap();
+    all.truncate((next - start) as usize);
+    assert_log(&w, start, &all);
+    append(&mut w, 10, 4, 3, &mut all);
+    assert_log(&w, start, &all);
+    drop(w);
+    for lazy in [false, true] {
+        let w = Wal::open(dir.path(), opts(lazy)).unwrap();
+        assert_log(&w, start, &all);
+    }
+}
+
 fn first_index_of(segment: &Path) -> u64 {
     let name = segment.file_stem().unwrap().to_string_lossy().into_owned();
     name.parse().unwrap()
