@@ -126,7 +126,8 @@ pub struct GridArgs {
     /// Skip the recovery measurements.
     #[arg(long)]
     pub no_recovery: bool,
-    /// Systems to run, of raw, raw-overwrite, raftwal, raft-engine [default: all built].
+    /// Systems to run, of raw, raw-again, raw-overwrite, raftwal, raft-engine [default: all
+    /// built].
     #[arg(long, value_delimiter = ',')]
     pub systems: Vec<String>,
     /// raft-engine's `batch_compression_threshold` in bytes (its default, 8192, LZ4-compresses
@@ -140,6 +141,9 @@ pub struct GridArgs {
 pub enum System {
     /// pwrite + fdatasync into a fallocated file.
     Raw,
+    /// The same loop again, in its own files: an A/A control. Its ratio to `raw` is what
+    /// this disk's noise alone does to a ratio in this run.
+    RawAgain,
     /// pwrite + fdatasync overwriting written blocks.
     RawOverwrite,
     /// raftwal.
@@ -153,6 +157,7 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Raw => "raw",
+            System::RawAgain => "raw-again",
             System::RawOverwrite => "raw-overwrite",
             System::Raftwal => "raftwal",
             System::RaftEngine => "raft-engine",
@@ -286,7 +291,12 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
             writers: w,
         })
         .collect();
-    let mut systems = vec![System::Raw, System::RawOverwrite, System::Raftwal];
+    let mut systems = vec![
+        System::Raw,
+        System::RawAgain,
+        System::RawOverwrite,
+        System::Raftwal,
+    ];
     if cfg!(feature = "raft-engine") {
         systems.push(System::RaftEngine);
     }
@@ -438,7 +448,9 @@ fn open_session<'a>(
     area: Option<&'a OverwriteArea>,
 ) -> raftwal_benches::Result<Box<dyn Session + 'a>> {
     Ok(match system {
-        System::Raw => Box::new(RawSession::open(cell, RawMode::Fallocate, dir, None)?),
+        System::Raw | System::RawAgain => {
+            Box::new(RawSession::open(cell, RawMode::Fallocate, dir, None)?)
+        }
         System::RawOverwrite => Box::new(RawSession::open(cell, RawMode::Overwrite, dir, area)?),
         System::Raftwal => Box::new(raftwal_benches::raftwal::WalSession::open(
             cell,

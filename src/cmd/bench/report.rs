@@ -156,6 +156,13 @@ impl Report {
         out
     }
 
+    /// `, raw-again 0.97` for a cell where the A/A control ran, else nothing.
+    fn control(&self, cell: &Cell) -> String {
+        self.row(cell, System::RawAgain)
+            .and_then(|r| r.vs_raw)
+            .map_or(String::new(), |x| format!(", raw-again {x:.2}"))
+    }
+
     /// Each goal, met or missed, with the figures.
     pub fn goals(&self) -> String {
         let mut out = String::from("goals:\n");
@@ -175,7 +182,12 @@ impl Report {
                         min_raw = (x, Some(*cell));
                     }
                     if x < GOAL_VS_RAW {
-                        raw_misses.push(format!("{} {x:.2}{}", cell.label(), reps(w.vs_raw_reps)));
+                        raw_misses.push(format!(
+                            "{} {x:.2}{}{}",
+                            cell.label(),
+                            reps(w.vs_raw_reps),
+                            self.control(cell)
+                        ));
                     }
                 }
             }
@@ -239,6 +251,29 @@ impl Report {
                 "  ... by the median of paired repetitions ({paired_cells} cells): {}{}",
                 verdict(&median_misses),
                 list(&median_misses)
+            );
+        }
+        // The A/A control: the raw loop against itself shows how far this run's noise alone
+        // moves a ratio.
+        let control: Vec<(Cell, f64)> = self
+            .grid
+            .iter()
+            .filter_map(|c| Some((*c, self.row(c, System::RawAgain)?.vs_raw?)))
+            .collect();
+        if let (Some(lo), Some(hi)) = (
+            control.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
+            control.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
+        ) {
+            let below = control.iter().filter(|c| c.1 < GOAL_VS_RAW).count();
+            let _ = writeln!(
+                out,
+                "  A/A control, raw-again (the same loop) / raw: {:.2} ({}) to {:.2} ({}); below \
+                 {GOAL_VS_RAW} in {below} of {} cells",
+                lo.1,
+                lo.0.label(),
+                hi.1,
+                hi.0.label(),
+                control.len()
             );
         }
         if min_engine.1.is_some() {

@@ -18,6 +18,7 @@ const COLS: usize = 3;
 fn style(s: System) -> (&'static str, &'static str, f64) {
     match s {
         System::Raw => ("#111111", "6,4", 2.0),
+        System::RawAgain => ("#555555", "1,3", 1.0),
         System::RawOverwrite => ("#888888", "2,3", 1.5),
         System::Raftwal => ("#1f5fbf", "", 2.5),
         System::RaftEngine => ("#e07000", "", 2.0),
