@@ -5,6 +5,8 @@
 //!
 //! 1. `raw`: a plain loop of `pwrite` + `fdatasync` of the same bytes in the same batches to
 //!    a `fallocate`d file, the limit no WAL can beat (the reference of every ratio);
+//!    `raw-again` runs the same loop once more in its own files, an A/A control: its ratio to
+//!    `raw` is what the disk's noise alone does to a ratio;
 //! 2. `raw-overwrite`: the same loop overwriting already-written blocks (the floor for a WAL
 //!    that pre-zeroes or recycles segments; shown for information);
 //! 3. `raftwal` ([`wal::Wal`]; several writers through [`wal::group_commit::GroupCommit`]);
