@@ -4,8 +4,16 @@
 //! command that reproduces it.
 
 use fault_inject::torture::{Torture, TortureConfig, TortureStats};
+use fault_inject::workload::WorkloadShape;
 
 const CYCLES: u64 = 40;
+
+/// Entries up to 1.5 KB in batches of up to 8: logs span the several segments that lazy open
+/// and multi-segment recovery need.
+const LARGE: WorkloadShape = WorkloadShape {
+    max_batch: 8,
+    max_payload: 1500,
+};
 
 fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)) {
     let mut total = TortureStats::default();
@@ -94,10 +102,7 @@ fn random_workloads_with_lazy_open() {
     // needs.
     run_seeds(2000..2100, |cfg| {
         cfg.opts.lazy_open = true;
-        cfg.shape = fault_inject::workload::WorkloadShape {
-            max_batch: 8,
-            max_payload: 1500,
-        };
+        cfg.shape = LARGE;
     });
 }
 
@@ -110,10 +115,7 @@ fn random_workloads_with_large_batches_restarting_right_after_an_io_error() {
     run_seeds(3000..3200, |cfg| {
         cfg.reopen_after_error = false;
         cfg.opts.lazy_open = cfg.seed % 2 == 1;
-        cfg.shape = fault_inject::workload::WorkloadShape {
-            max_batch: 8,
-            max_payload: 1500,
-        };
+        cfg.shape = LARGE;
     });
 }
 

@@ -155,16 +155,7 @@ fn a_segment_made_writable_keeps_its_end_through_later_truncations() {
     // everything appended to it.
     let next = first_index_of(&segs[3]);
     assert!(next >= from + 5);
-    w.truncate_suffix(next).unwrap();
-    all.truncate((next - 1) as usize);
-    assert_log(&w, 1, &all);
-    append(&mut w, 10, 4, 3, &mut all);
-    assert_log(&w, 1, &all);
-    drop(w);
-    for lazy in [false, true] {
-        let w = Wal::open(dir.path(), opts(lazy)).unwrap();
-        assert_log(&w, 1, &all);
-    }
+    truncate_append_and_reopen(w, dir.path(), next, 1, &mut all);
 }
 
 /// Regression (torture seed 3182 of the lazy-open shape, a sweep after 8a020dd): a deferred
@@ -196,15 +187,21 @@ fn a_deferred_segment_rewritten_after_a_truncation_keeps_its_new_end() {
     let segs = segments(dir.path());
     assert!(segs.len() >= 2, "{segs:?}");
     let next = first_index_of(&segs[1]);
+    truncate_append_and_reopen(w, dir.path(), next, start, &mut all);
+}
+
+/// Truncates `w` (whose log starts at `first` and holds `all`) at `next`, appends a few
+/// entries, and checks the log before and after reopening it, fully and lazily.
+fn truncate_append_and_reopen(mut w: Wal, dir: &Path, next: u64, first: u64, all: &mut Vec<Entry>) {
     w.truncate_suffix(next).unwrap();
-    all.truncate((next - start) as usize);
-    assert_log(&w, start, &all);
-    append(&mut w, 10, 4, 3, &mut all);
-    assert_log(&w, start, &all);
+    all.truncate((next - first) as usize);
+    assert_log(&w, first, all);
+    append(&mut w, 10, 4, 3, all);
+    assert_log(&w, first, all);
     drop(w);
     for lazy in [false, true] {
-        let w = Wal::open(dir.path(), opts(lazy)).unwrap();
-        assert_log(&w, start, &all);
+        let w = Wal::open(dir, opts(lazy)).unwrap();
+        assert_log(&w, first, all);
     }
 }
 
