@@ -153,8 +153,8 @@ pub struct RawSession<'a> {
     diag: Diag,
     /// The batch's bytes, from `diag.shift` on.
     backing: Vec<u8>,
-    /// A pristine copy of `backing`, for `diag.touch`.
-    fresh: Vec<u8>,
+    /// A pristine copy of `backing`, kept only for `diag.touch`.
+    fresh: Option<Vec<u8>>,
     file: Option<File>,
     files_created: usize,
     /// End of the ring (overwrite) or `u64::MAX`.
@@ -218,7 +218,7 @@ impl<'a> RawSession<'a> {
             chunk,
             keep_files,
             diag,
-            fresh: backing.clone(),
+            fresh: diag.touch.then(|| backing.clone()),
             backing,
             file: None,
             files_created: 0,
@@ -292,8 +292,8 @@ impl Session for RawSession<'_> {
                     std::hint::spin_loop();
                 }
             }
-            if self.diag.touch {
-                self.backing.copy_from_slice(&self.fresh);
+            if let Some(fresh) = &self.fresh {
+                self.backing.copy_from_slice(fresh);
             }
             if self.diag.vary {
                 let frame = frame_len(self.entry_size);
