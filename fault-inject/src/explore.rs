@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::{Options, Vfs, Wal};
+use wal::{Options, Wal};
 
 use crate::check::{check, Recovered, Violation};
 use crate::crash::{CrashMode, CrashPlan, PendingState, TornFill, TornWrite};
@@ -98,11 +98,8 @@ pub fn explore(ops: &[Op], cfg: &ExploreConfig) -> ExploreReport {
     let mut report = ExploreReport::default();
     let fs = SimFs::new(cfg.seed);
     fs.set_sector_size(cfg.sector_size);
-    if let Err(e) = fs.create_dir_all(&cfg.dir) {
-        report
-            .violations
-            .push(violation(cfg.seed, format!("mkdir: {e}"), String::new()));
-        return report;
+    if let Some(parent) = cfg.dir.parent() {
+        fs.mkdir_durable(parent);
     }
     fs.start_recording();
     let mut runner = Runner::new(fs.clone(), &cfg.dir, cfg.opts.clone());
@@ -358,8 +355,10 @@ mod tests {
                 ino: 1,
                 path: None,
                 op_sectors: vec![2, 1, 0],
+                dirty_pages: vec![],
+                resizes: 1,
             }],
-            dir_ops: vec![],
+            ..PendingState::default()
         };
         let plans = enumerate_plans(&pending, 64, &mut StdRng::seed_from_u64(0));
         let subsets = plans.iter().filter(|p| p.files[&1].torn.is_none()).count();
@@ -379,8 +378,10 @@ mod tests {
                 ino: 1,
                 path: None,
                 op_sectors: vec![1; 30],
+                dirty_pages: vec![],
+                resizes: 0,
             }],
-            dir_ops: vec![],
+            ..PendingState::default()
         };
         let a = enumerate_plans(&pending, 100, &mut StdRng::seed_from_u64(3));
         let b = enumerate_plans(&pending, 100, &mut StdRng::seed_from_u64(3));

@@ -81,11 +81,19 @@ pub(crate) struct Inode {
     pub(crate) pending: Vec<PendingOp>,
     /// What reads see: `durable` with `pending` applied (maintained incrementally).
     pub(crate) live: Vec<u8>,
+    /// What the cache held when the first of `pending` was issued: where a page-level crash
+    /// replays the pending operations from. It differs from `durable` after an fsyncgate
+    /// failure marked pages clean that never reached the disk (a later writeback of such a
+    /// page writes them after all, as a real page cache does).
+    pub(crate) base: Vec<u8>,
 }
 
 impl Inode {
     /// Records an operation: visible to reads at once, durable only after [`Inode::sync`].
     pub(crate) fn push(&mut self, op: PendingOp) {
+        if self.pending.is_empty() {
+            self.base.clone_from(&self.live);
+        }
         op.apply(&mut self.live);
         self.pending.push(op);
     }

@@ -144,8 +144,14 @@ impl wal::VfsFile for SimFile {
 
     fn allocate(&self, len: u64) -> io::Result<()> {
         self.fs.state().disk.counters.allocates += 1;
-        if len <= self.len()? {
+        let old = self.len()?;
+        if len <= old {
             return Ok(());
+        }
+        if !self.fs.state().disk.fallocate {
+            // No fallocate: the space is claimed by writing zeros over it (a plain write,
+            // pending until synced, torn like any other).
+            return self.write_all_at(&vec![0u8; to_usize(len - old)], old);
         }
         self.resize(len, "allocate")
     }

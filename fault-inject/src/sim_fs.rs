@@ -11,7 +11,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::counters::Counters;
-use crate::crash::{crash_file, rng, CrashMode, CrashPlan, CrashReport, PendingFile, PendingState};
+use crate::crash::{
+    crash_file, crash_file_pages, pages_of, rng, CrashMode, CrashPlan, CrashReport, PendingFile,
+    PendingState, Writeback,
+};
 use crate::fault::{eio, enospc, path_matches, ActiveFault, Fault, FaultCounts, SyncFailure};
 use crate::inode::{to_usize, Inode, PendingOp};
 use crate::lock::SimLock;
@@ -45,6 +48,11 @@ pub(crate) struct Disk {
     pub(crate) faults: Vec<ActiveFault>,
     pub(crate) space_budget: Option<u64>,
     pub(crate) sector: u64,
+    /// How unsynced data reaches the disk in a power cut.
+    pub(crate) writeback: Writeback,
+    /// Whether `allocate` reserves space (`fallocate`); off, it writes zeros, like a file
+    /// system without `fallocate` (some FUSE file systems), and those writes tear like any.
+    pub(crate) fallocate: bool,
     /// Seeded choices of fault behaviour (short writes, sync failure modes).
     pub(crate) rng: StdRng,
     pub(crate) counters: Counters,
@@ -106,6 +114,8 @@ impl SimFs {
             faults: Vec::new(),
             space_budget: None,
             sector: SECTOR_SIZE,
+            writeback: Writeback::Writes,
+            fallocate: true,
             rng: StdRng::seed_from_u64(seed),
             counters: Counters::default(),
             fault_counts: FaultCounts::default(),
@@ -130,6 +140,26 @@ impl SimFs {
     /// Sets the tear unit (default 512 bytes); a small unit tears inside a header slot.
     pub fn set_sector_size(&self, bytes: u64) {
         self.state().disk.sector = bytes.max(1);
+    }
+
+    /// Sets how unsynced data reaches the disk in a power cut (default: write by write; see
+    /// [`Writeback`]).
+    pub fn set_writeback(&self, writeback: Writeback) {
+        self.state().disk.writeback = writeback;
+    }
+
+    /// With `false`, `allocate` writes zeros over the new space instead of reserving it, as
+    /// on a file system without `fallocate`; those writes are pending until synced and tear
+    /// in a crash like any other.
+    pub fn set_fallocate(&self, supported: bool) {
+        self.state().disk.fallocate = supported;
+    }
+
+    /// Creates `dir` and its missing parents durably, as if they existed before the
+    /// simulation started (test setup; the WAL's own `create_dir` calls are pending until
+    /// their parent directory is synced).
+    pub fn mkdir_durable(&self, dir: &Path) {
+        self.state().disk.ns.add_durable_dir(dir);
     }
 
     /// A deep copy that shares nothing with `self` (no handles, no locks).
@@ -208,6 +238,7 @@ impl SimFs {
             st.disk
                 .ns
                 .live
+                .entries
                 .iter()
                 .filter(|(p, _)| path_matches(filter, &p.to_string_lossy()))
                 .filter_map(|(p, ino)| {
@@ -266,26 +297,28 @@ impl SimFs {
             ..CrashReport::default()
         };
         let sector = disk.sector;
+        let page = match disk.writeback {
+            Writeback::Pages { page } => page,
+            Writeback::Writes => 4096,
+        };
         for f in &pending.files {
             let path = f
                 .path
                 .as_ref()
                 .map_or_else(|| format!("#{}", f.ino), |p| p.display().to_string());
-            if let Some(inode) = disk.inodes.get_mut(&f.ino) {
-                report.files.push(crash_file(
-                    inode,
-                    plan.files.get(&f.ino),
-                    sector,
-                    &mut r,
-                    path,
-                ));
-            }
+            let Some(inode) = disk.inodes.get_mut(&f.ino) else {
+                continue;
+            };
+            report.files.push(match plan.pages.get(&f.ino) {
+                Some(pc) => crash_file_pages(inode, Some(pc), (page, sector), &mut r, path),
+                None => crash_file(inode, plan.files.get(&f.ino), sector, &mut r, path),
+            });
         }
         let undone = disk.ns.crash(&plan.dir_keep);
         report.dir_ops_kept = pending.dir_ops.len() - undone.len();
         report.dir_ops_undone = undone.iter().map(ToString::to_string).collect();
         // Only what a durable entry names survives; the cache of every file is dropped.
-        let named: BTreeSet<InodeId> = disk.ns.durable.values().copied().collect();
+        let named: BTreeSet<InodeId> = disk.ns.durable.entries.values().copied().collect();
         disk.inodes.retain(|ino, _| named.contains(ino));
         for inode in disk.inodes.values_mut() {
             inode.reset_to_durable();
@@ -307,7 +340,10 @@ impl SimFs {
     pub fn durable_hash(&self) -> u64 {
         let st = self.state();
         let mut h = DefaultHasher::new();
-        for (path, ino) in &st.disk.ns.durable {
+        for dir in &st.disk.ns.durable.dirs {
+            dir.hash(&mut h);
+        }
+        for (path, ino) in &st.disk.ns.durable.entries {
             path.hash(&mut h);
             if let Some(inode) = st.disk.inodes.get(ino) {
                 inode.durable.hash(&mut h);
@@ -319,14 +355,14 @@ impl SimFs {
     /// The durable bytes of `path` (durable namespace), if it exists there.
     pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.state();
-        let ino = st.disk.ns.durable.get(path)?;
+        let ino = st.disk.ns.durable.entries.get(path)?;
         st.disk.inodes.get(ino).map(|i| i.durable.clone())
     }
 
     /// The live bytes of `path`, if it exists.
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.state();
-        let ino = st.disk.ns.live.get(path)?;
+        let ino = st.disk.ns.live.entries.get(path)?;
         st.disk.inodes.get(ino).map(|i| i.live.clone())
     }
 
@@ -380,7 +416,7 @@ impl Inner {
 
 impl Disk {
     pub(crate) fn live_bytes(&self) -> u64 {
-        let inos: BTreeSet<InodeId> = self.ns.live.values().copied().collect();
+        let inos: BTreeSet<InodeId> = self.ns.live.entries.values().copied().collect();
         inos.iter()
             .filter_map(|i| self.inodes.get(i))
             .map(|i| i.live.len() as u64)
@@ -391,13 +427,14 @@ impl Disk {
     pub(crate) fn path_of(&self, ino: InodeId) -> Option<PathBuf> {
         self.ns
             .live
+            .entries
             .iter()
             .find(|(_, i)| **i == ino)
             .map(|(p, _)| p.clone())
     }
 
     pub(crate) fn lookup(&self, path: &Path) -> io::Result<InodeId> {
-        self.ns.live.get(path).copied().ok_or_else(|| {
+        self.ns.live.entries.get(path).copied().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{}: no such file", path.display()),
@@ -412,9 +449,18 @@ impl Disk {
     }
 
     pub(crate) fn pending(&self) -> PendingState {
-        let names: BTreeMap<InodeId, PathBuf> =
-            self.ns.live.iter().map(|(p, i)| (*i, p.clone())).collect();
+        let names: BTreeMap<InodeId, PathBuf> = self
+            .ns
+            .live
+            .entries
+            .iter()
+            .map(|(p, i)| (*i, p.clone()))
+            .collect();
         let sector = self.sector;
+        let page = match self.writeback {
+            Writeback::Pages { page } => Some(page),
+            Writeback::Writes => None,
+        };
         PendingState {
             files: self
                 .inodes
@@ -424,9 +470,17 @@ impl Disk {
                     ino: *ino,
                     path: names.get(ino).cloned(),
                     op_sectors: i.pending.iter().map(|op| op.sectors(sector)).collect(),
+                    dirty_pages: page.map_or_else(Vec::new, |page| dirty_pages(&i.pending, page)),
+                    resizes: i
+                        .pending
+                        .iter()
+                        .filter(|op| matches!(op, PendingOp::SetLen(_)))
+                        .count(),
                 })
                 .collect(),
             dir_ops: self.ns.pending.clone(),
+            writeback: self.writeback,
+            sector,
         }
     }
 
@@ -571,7 +625,7 @@ impl Disk {
                 format!("{}: no such directory", parent.display()),
             ));
         }
-        if self.ns.live.contains_key(path) {
+        if self.ns.live.entries.contains_key(path) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("{}: exists", path.display()),
@@ -601,13 +655,24 @@ impl wal::Vfs for SimFs {
     type File = SimFile;
     type Lock = SimLock;
 
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.state();
-        for d in dir.ancestors() {
-            if d.parent().is_some() && !d.as_os_str().is_empty() {
-                st.disk.ns.dirs.insert(d.to_path_buf());
-            }
+        if st.disk.ns.dir_exists(dir) || st.disk.ns.live.entries.contains_key(dir) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{}: exists", dir.display()),
+            ));
         }
+        if !st.disk.ns.dir_exists(dir.parent().unwrap_or(Path::new(""))) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such parent directory", dir.display()),
+            ));
+        }
+        st.disk.ns.record(DirOp::Mkdir {
+            path: dir.to_path_buf(),
+        });
+        st.served(|| format!("mkdir {}", dir.display()));
         Ok(())
     }
 
@@ -673,6 +738,12 @@ impl wal::Vfs for SimFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        // "." is the current directory, which the simulation's relative paths live in.
+        let dir = if dir == Path::new(".") {
+            Path::new("")
+        } else {
+            dir
+        };
         let mut st = self.state();
         st.disk.counters.dir_syncs += 1;
         if st.disk.fire(dir, FaultKind::DirSync).is_some() {
@@ -707,6 +778,19 @@ impl wal::Vfs for SimFs {
     }
 }
 
+/// The dirty pages of `pending` and how many writes dirtied each.
+fn dirty_pages(pending: &[PendingOp], page: u64) -> Vec<(u64, usize)> {
+    let mut pages: BTreeMap<u64, usize> = BTreeMap::new();
+    for op in pending {
+        if let PendingOp::Write { offset, data } = op {
+            for p in pages_of(*offset, data.len(), page) {
+                *pages.entry(p).or_insert(0) += 1;
+            }
+        }
+    }
+    pages.into_iter().collect()
+}
+
 /// Used by [`SimFile`] for ENOSPC and write-error handling.
 pub(crate) fn no_space(what: &Path) -> io::Error {
     enospc(&format!("write {}", what.display()))
@@ -727,7 +811,7 @@ mod tests {
 
     fn fs_with_dir() -> SimFs {
         let fs = SimFs::new(1);
-        fs.create_dir_all(dir()).unwrap();
+        fs.mkdir_durable(dir());
         fs
     }
 
@@ -806,8 +890,8 @@ mod tests {
         assert_eq!(fs.list(dir()).unwrap(), vec!["snap".to_owned()]);
         // Keep the remove, undo the rename: each directory operation independently.
         let plan = CrashPlan {
-            files: BTreeMap::new(),
             dir_keep: vec![false, true],
+            ..CrashPlan::default()
         };
         let r = fs.crash_with(CrashMode::Plan(plan), 0);
         assert_eq!(r.dir_ops_kept, 1);
@@ -1011,7 +1095,7 @@ mod tests {
         let r = fs.crash_with(
             CrashMode::Plan(CrashPlan {
                 files,
-                dir_keep: vec![],
+                ..CrashPlan::default()
             }),
             1,
         );

@@ -77,7 +77,7 @@ impl Default for TortureConfig {
             read_eio_rate: 0.05,
             reopen_after_error: true,
             shape: WorkloadShape::default(),
-            dir: PathBuf::from("/wal"),
+            dir: PathBuf::from("/data/node/wal"),
         }
     }
 }
@@ -160,9 +160,16 @@ impl Torture {
             history: VecDeque::new(),
             probe_faults: FaultCounts::default(),
         };
-        let dir = t.cfg.dir.clone();
-        t.fs.create_dir_all(&dir)
-            .map_err(|e| t.violation(format!("mkdir: {e}")))?;
+        // The WAL creates its directory (and the missing ones above it): only the top exists.
+        if let Some(top) = t
+            .cfg
+            .dir
+            .ancestors()
+            .filter(|a| a.parent().is_some())
+            .last()
+        {
+            t.fs.mkdir_durable(top);
+        }
         let opened = t.runner.open().map(|_| ());
         opened.map_err(|e| t.violation(format!("first open failed: {e}")))?;
         Ok(t)

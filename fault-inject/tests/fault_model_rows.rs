@@ -26,7 +26,7 @@ fn opts() -> Options {
 
 fn fs() -> SimFs {
     let fs = SimFs::new(11);
-    fs.create_dir_all(dir()).unwrap();
+    fs.mkdir_durable(dir());
     fs
 }
 

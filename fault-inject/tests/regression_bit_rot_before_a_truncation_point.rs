@@ -34,7 +34,7 @@ fn flip_in_an_earlier_group_before_a_truncated_and_reappended_suffix_is_reported
         ..Options::default()
     };
     let fs = SimFs::new(4);
-    fs.create_dir_all(dir).unwrap();
+    fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts.clone()).unwrap();
     w.append(&(1..=8).map(|i| entry(i, i as u8)).collect::<Vec<_>>())
         .unwrap();

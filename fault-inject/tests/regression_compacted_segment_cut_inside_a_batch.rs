@@ -18,7 +18,7 @@
 use std::path::Path;
 
 use fault_inject::{CrashMode, Fault, SimFs};
-use wal::{Entry, Options, SnapshotMeta, Vfs, Wal};
+use wal::{Entry, Options, SnapshotMeta, Wal};
 
 fn entry(index: u64) -> Entry {
     Entry {
@@ -41,7 +41,7 @@ fn a_segment_whose_removal_was_lost_may_end_inside_a_compacted_batch() {
         ..Options::default()
     };
     let fs = SimFs::new(3760);
-    fs.create_dir_all(dir).unwrap();
+    fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts.clone()).unwrap();
     w.append_sync(&batch(1, 4)).unwrap();
     // Cut inside the batch: 1.wal keeps 1..=2, its batch left open (mark: 2).

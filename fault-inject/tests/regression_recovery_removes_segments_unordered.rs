@@ -18,7 +18,7 @@ use fault_inject::explore::enumerate_plans;
 use fault_inject::{CrashMode, SimFs};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use wal::{Entry, Options, Vfs, Wal};
+use wal::{Entry, Options, Wal};
 
 fn entry(index: u64) -> Entry {
     Entry {
@@ -42,7 +42,7 @@ fn crash_during_recovery_that_removes_two_segments_converges() {
         ..Options::default()
     };
     let fs = SimFs::new(122);
-    fs.create_dir_all(dir).unwrap();
+    fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts.clone()).unwrap();
     w.append(&(1..=4).map(entry).collect::<Vec<_>>()).unwrap();
     w.sync().unwrap();

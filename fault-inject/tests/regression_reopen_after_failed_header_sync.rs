@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
-use wal::{Entry, Options, Vfs, Wal};
+use wal::{Entry, Options, Wal};
 
 fn opts() -> Options {
     Options {
@@ -34,7 +34,7 @@ fn entry(index: u64) -> Entry {
 fn scenario(failure: SyncFailure) {
     let dir = Path::new("/wal");
     let fs = SimFs::new(7);
-    fs.create_dir_all(dir).unwrap();
+    fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts()).unwrap();
     let acked: Vec<Entry> = (1..=24).map(entry).collect();
     for chunk in acked.chunks(4) {

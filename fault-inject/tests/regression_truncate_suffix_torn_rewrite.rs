@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use fault_inject::{CrashMode, CrashPlan, FileCrash, SimFs, TornFill, TornWrite};
-use wal::{Entry, Options, Vfs, Wal};
+use wal::{Entry, Options, Wal};
 
 fn entry(index: u64) -> Entry {
     Entry {
@@ -34,7 +34,7 @@ fn check_truncation_tears(write_buffer: usize, from: u64) {
         ..Options::default()
     };
     let fs = SimFs::new(4);
-    fs.create_dir_all(dir).unwrap();
+    fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts.clone()).unwrap();
     let acked: Vec<Entry> = (1..=7).map(entry).collect();
     w.append(&acked[..3]).unwrap();

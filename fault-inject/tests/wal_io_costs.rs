@@ -4,12 +4,12 @@
 use std::path::Path;
 
 use fault_inject::SimFs;
-use wal::{Entry, HardState, Options, Vfs, Wal};
+use wal::{Entry, HardState, Options, Wal};
 
 fn setup() -> (SimFs, Wal<SimFs>) {
     let fs = SimFs::new(0);
     let dir = Path::new("/wal");
-    fs.create_dir_all(dir).unwrap();
+    fs.mkdir_durable(dir);
     let opts = Options {
         segment_size: 1 << 20,
         ..Options::default()

@@ -40,8 +40,10 @@ pub trait Vfs: Clone + Send + Sync + 'static {
     /// An exclusive lock on a directory, held until dropped.
     type Lock: Send + Sync;
 
-    /// Creates `dir` and its parents if missing.
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates the directory `dir` (one level): fails with [`io::ErrorKind::AlreadyExists`]
+    /// if it exists and [`io::ErrorKind::NotFound`] if its parent does not. The new entry is
+    /// durable only after [`Vfs::sync_dir`] on the parent.
+    fn create_dir(&self, dir: &Path) -> io::Result<()>;
     /// Opens the file at `path`.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Self::File>;
     /// Removes the file at `path` (durable after [`Vfs::sync_dir`]).
@@ -111,6 +113,53 @@ pub trait VfsFile: Send + Sync {
     }
 }
 
+/// Creates `dir` and its missing parents; returns the directories it created, parents
+/// first (each durable only once its own parent is synced).
+pub(crate) fn create_dirs<V: Vfs>(vfs: &V, dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    match vfs.create_dir(dir) {
+        Ok(()) => Ok(vec![dir.to_path_buf()]),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) else {
+                return Err(e);
+            };
+            let mut made = create_dirs(vfs, parent)?;
+            match vfs.create_dir(dir) {
+                Ok(()) => made.push(dir.to_path_buf()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            Ok(made)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the entries of `dir` and of the directories in `created` durable: syncs the parent
+/// of each, deepest first.
+pub(crate) fn sync_parents<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    created: &[std::path::PathBuf],
+) -> crate::Result<()> {
+    let mut parents: Vec<&Path> = Vec::new();
+    for d in std::iter::once(dir).chain(created.iter().rev().map(|p| p.as_path())) {
+        let parent = match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            Some(_) => Path::new("."),
+            None => continue,
+        };
+        if !parents.contains(&parent) {
+            parents.push(parent);
+        }
+    }
+    for p in parents {
+        vfs.sync_dir(p)
+            .map_err(|e| crate::Error::io("fsync dir", p, e))?;
+    }
+    Ok(())
+}
+
 /// Removes `path` if it exists (a stale `.tmp` left by a crash before it is recreated).
 pub(crate) fn remove_if_present<V: Vfs>(vfs: &V, path: &Path) -> crate::Result<()> {
     match vfs.remove(path) {
@@ -143,8 +192,8 @@ impl Vfs for StdVfs {
     type File = StdFile;
     type Lock = StdLock;
 
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir(dir)
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<StdFile> {

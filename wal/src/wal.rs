@@ -80,8 +80,8 @@ impl<V: Vfs> Wal<V> {
                 ),
             });
         }
-        vfs.create_dir_all(&dir)
-            .map_err(|e| Error::io("create dir", &dir, e))?;
+        let created =
+            crate::io::create_dirs(&vfs, &dir).map_err(|e| Error::io("create dir", &dir, e))?;
         let lock = vfs.lock(&dir).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 Error::Locked { dir: dir.clone() }
@@ -121,6 +121,10 @@ impl<V: Vfs> Wal<V> {
                 let h = HeaderFile::create(&vfs, &dir)?;
                 vfs.sync_dir(&dir)
                     .map_err(|e| Error::io("fsync dir", &dir, e))?;
+                // The directory's own entry (whoever created it) and those of the
+                // directories created above it are durable only once their parents are
+                // synced.
+                crate::io::sync_parents(&vfs, &dir, &created)?;
                 info!("created a new WAL");
                 h
             }

@@ -108,8 +108,8 @@ impl Vfs for FailingVfs {
     type File = FailingFile;
     type Lock = StdLock;
 
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        StdVfs.create_dir_all(dir)
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        StdVfs.create_dir(dir)
     }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<FailingFile> {
         Ok(FailingFile {
