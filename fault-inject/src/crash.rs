@@ -712,8 +712,10 @@ mod tests {
     fn a_page_is_written_as_the_cache_held_it_including_bytes_a_failed_sync_lost() {
         // The cache holds bytes 0..8 that a failed fsync marked clean (never durable); a
         // later write dirties the same page, whose writeback then carries them too.
-        let mut ino = Inode::default();
-        ino.live = vec![7; 8];
+        let mut ino = Inode {
+            live: vec![7; 8],
+            ..Inode::default()
+        };
         ino.push(PendingOp::Write {
             offset: 8,
             data: vec![9; 8],
