@@ -101,7 +101,23 @@ pub enum Writeback {
     Pages {
         /// Page size in bytes (4096 on Linux).
         page: u64,
+        /// What a torn page write can damage.
+        tear: PageTear,
     },
+}
+
+/// What the lost sectors of a torn page write can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageTear {
+    /// Powersafe overwrite (SQLite's term): bytes a page write does not change keep their
+    /// content whatever happens to the write; the changed bytes of a lost sector end up
+    /// old, zeroed or garbage. The assumption SQLite makes by default, and PostgreSQL's,
+    /// etcd's and raft-engine's logs make about the page they append into.
+    Powersafe,
+    /// A device without powersafe overwrite: any sector of a page being written may end up
+    /// zeroed or garbage, even one whose bytes did not change (shorn writes on some SSDs
+    /// without power-loss protection).
+    Shorn,
 }
 
 /// An exact crash: per file (by inode), which pending operations (or, in `pages`, which
@@ -209,7 +225,7 @@ impl PendingState {
     /// [`PendingState::random_page_crash`]).
     pub fn random_plan(&self, rng: &mut StdRng, fill: Option<TornFill>) -> CrashPlan {
         let mut plan = CrashPlan::default();
-        if let Writeback::Pages { page } = self.writeback {
+        if let Writeback::Pages { page, .. } = self.writeback {
             for f in &self.files {
                 let crash = self.random_page_crash(f, page, rng, fill);
                 plan.pages.insert(f.ino, crash);
@@ -464,11 +480,11 @@ pub(crate) fn crash_file(
 pub(crate) fn crash_file_pages(
     inode: &mut Inode,
     choice: Option<&PageCrash>,
-    geometry: (u64, u64),
+    geometry: (u64, u64, PageTear),
     garbage: &mut StdRng,
     path: String,
 ) -> FileCrashReport {
-    let (page, sector) = geometry;
+    let (page, sector, tear) = geometry;
     let pending = std::mem::take(&mut inode.pending);
     let none = PageCrash::default();
     let choice = choice.unwrap_or(&none);
@@ -497,7 +513,8 @@ pub(crate) fn crash_file_pages(
                     let Some(fate) = fate.filter(|f| f.writes == *rank) else {
                         continue;
                     };
-                    write_page(&mut disk, &cache, p * page, page, sector, fate, garbage);
+                    let at = (p * page, page, sector);
+                    write_page(&mut disk, &cache, at, tear, fate, garbage);
                     written += 1;
                     torn += usize::from(fate.lost_sectors != 0);
                 }
@@ -517,13 +534,13 @@ pub(crate) fn crash_file_pages(
 }
 
 /// Writes the page at `start` as `cache` holds it (clipped to the cache's length) into
-/// `disk`, its lost sectors filled as `fate` says.
+/// `disk`, its lost sectors filled as `fate` says (under [`PageTear::Powersafe`], only those
+/// whose bytes change).
 fn write_page(
     disk: &mut Vec<u8>,
     cache: &[u8],
-    start: u64,
-    page: u64,
-    sector: u64,
+    (start, page, sector): (u64, u64, u64),
+    tear: PageTear,
     fate: &PageFate,
     garbage: &mut StdRng,
 ) {
@@ -538,19 +555,27 @@ fn write_page(
         if !lost {
             write_into(disk, at as u64, &cache[at..next]);
         } else {
-            match fate.fill {
-                TornFill::Zeros => write_into(disk, at as u64, &vec![0; next - at]),
+            let old: Vec<u8> = (at..next)
+                .map(|k| disk.get(k).copied().unwrap_or(0))
+                .collect();
+            let mut bytes = match fate.fill {
+                TornFill::Zeros => vec![0; next - at],
                 TornFill::Garbage => {
                     let mut junk = vec![0u8; next - at];
                     garbage.fill(&mut junk[..]);
-                    write_into(disk, at as u64, &junk);
+                    junk
                 }
-                TornFill::Old => {
-                    if disk.len() < next {
-                        disk.resize(next, 0);
+                TornFill::Old => old.clone(),
+            };
+            if tear == PageTear::Powersafe {
+                // Only the bytes the write changes are at risk.
+                for (k, b) in bytes.iter_mut().enumerate() {
+                    if old[k] == cache[at + k] {
+                        *b = old[k];
                     }
                 }
             }
+            write_into(disk, at as u64, &bytes);
         }
         at = next;
         i += 1;
@@ -685,7 +710,7 @@ mod tests {
         let r = crash_file_pages(
             &mut ino,
             Some(&plan),
-            (4096, 512),
+            (4096, 512, PageTear::Shorn),
             &mut rng(0),
             "HEADER".into(),
         );
@@ -704,8 +729,56 @@ mod tests {
             data: vec![3; 1024],
         });
         let plan = page_crash(&[(0, 1, 0b10, TornFill::Old)], 0);
-        crash_file_pages(&mut ino2, Some(&plan), (4096, 512), &mut rng(0), "f".into());
+        crash_file_pages(
+            &mut ino2,
+            Some(&plan),
+            (4096, 512, PageTear::Shorn),
+            &mut rng(0),
+            "f".into(),
+        );
         assert_eq!(ino2.durable, [vec![3u8; 512], vec![1u8; 512]].concat());
+    }
+
+    #[test]
+    fn a_powersafe_torn_page_keeps_the_bytes_the_write_did_not_change() {
+        let mut ino = Inode::default();
+        ino.push(PendingOp::Write {
+            offset: 0,
+            data: vec![1; 1024],
+        });
+        ino.sync();
+        ino.push(PendingOp::Write {
+            offset: 512,
+            data: vec![2; 512],
+        });
+        let plan = page_crash(&[(0, 1, 0b11, TornFill::Garbage)], 0);
+        let geometry = (4096, 512, PageTear::Powersafe);
+        crash_file_pages(&mut ino, Some(&plan), geometry, &mut rng(0), "f".into());
+        assert!(
+            ino.durable[..512].iter().all(|&b| b == 1),
+            "unchanged sector kept"
+        );
+        assert!(
+            ino.durable[512..].iter().any(|&b| b != 2),
+            "changed sector torn"
+        );
+        // Within one sector, too: bytes the write does not change survive its tear.
+        let mut ino = Inode::default();
+        ino.push(PendingOp::Write {
+            offset: 0,
+            data: vec![1; 100],
+        });
+        ino.sync();
+        ino.push(PendingOp::Write {
+            offset: 100,
+            data: vec![2; 100],
+        });
+        let plan = page_crash(&[(0, 1, 0b1, TornFill::Garbage)], 0);
+        crash_file_pages(&mut ino, Some(&plan), geometry, &mut rng(0), "f".into());
+        assert!(
+            ino.durable[..100].iter().all(|&b| b == 1),
+            "synced bytes kept"
+        );
     }
 
     #[test]
@@ -721,7 +794,13 @@ mod tests {
             data: vec![9; 8],
         });
         let plan = page_crash(&[(0, 1, 0, TornFill::Zeros)], 0);
-        crash_file_pages(&mut ino, Some(&plan), (4096, 512), &mut rng(0), "f".into());
+        crash_file_pages(
+            &mut ino,
+            Some(&plan),
+            (4096, 512, PageTear::Shorn),
+            &mut rng(0),
+            "f".into(),
+        );
         assert_eq!(ino.durable, [[7u8; 8], [9u8; 8]].concat());
     }
 
@@ -738,13 +817,25 @@ mod tests {
         // Page 0 as after its first write; page 1 written; the shrink lost.
         let plan = page_crash(&[(0, 1, 0, TornFill::Zeros), (1, 1, 0, TornFill::Zeros)], 0);
         let mut a = ino.clone();
-        crash_file_pages(&mut a, Some(&plan), (4096, 512), &mut rng(0), "f".into());
+        crash_file_pages(
+            &mut a,
+            Some(&plan),
+            (4096, 512, PageTear::Shorn),
+            &mut rng(0),
+            "f".into(),
+        );
         assert_eq!(a.durable.len(), 8192);
         assert!(a.durable[..4096].iter().all(|&b| b == 1));
         assert!(a.durable[4096..].iter().all(|&b| b == 3));
         // The shrink kept: it cuts page 1 again.
         let plan = page_crash(&[(1, 1, 0, TornFill::Zeros)], 1);
-        crash_file_pages(&mut ino, Some(&plan), (4096, 512), &mut rng(0), "f".into());
+        crash_file_pages(
+            &mut ino,
+            Some(&plan),
+            (4096, 512, PageTear::Shorn),
+            &mut rng(0),
+            "f".into(),
+        );
         assert_eq!(ino.durable, vec![0u8; 4096]);
     }
 

@@ -18,7 +18,10 @@ use rand::{Rng, SeedableRng};
 use wal::{Options, Wal};
 
 use crate::check::{check, Recovered, Violation};
-use crate::crash::{CrashMode, CrashPlan, PendingState, TornFill, TornWrite};
+use crate::crash::{
+    CrashMode, CrashPlan, PageCrash, PageFate, PendingFile, PendingState, TornFill, TornWrite,
+    Writeback,
+};
 use crate::model::{Model, Op};
 use crate::sim_fs::SimFs;
 use crate::workload::Runner;
@@ -38,6 +41,12 @@ pub struct ExploreConfig {
     pub dir: PathBuf,
     /// Tear unit of the simulated disk (512; 64 tears inside a header slot).
     pub sector_size: u64,
+    /// How unsynced data reaches the disk: write by write, or page by page (then the crash
+    /// plans are page plans: every dirty page lost, whole or torn).
+    pub writeback: Writeback,
+    /// Whether the file system has `fallocate` (without it, preallocation writes zeros,
+    /// which a crash tears like any write).
+    pub fallocate: bool,
 }
 
 impl Default for ExploreConfig {
@@ -54,6 +63,8 @@ impl Default for ExploreConfig {
             recovery_plans: 4,
             dir: PathBuf::from("/wal"),
             sector_size: crate::sim_fs::SECTOR_SIZE,
+            writeback: Writeback::Writes,
+            fallocate: true,
         }
     }
 }
@@ -98,6 +109,8 @@ pub fn explore(ops: &[Op], cfg: &ExploreConfig) -> ExploreReport {
     let mut report = ExploreReport::default();
     let fs = SimFs::new(cfg.seed);
     fs.set_sector_size(cfg.sector_size);
+    fs.set_writeback(cfg.writeback);
+    fs.set_fallocate(cfg.fallocate);
     if let Some(parent) = cfg.dir.parent() {
         fs.mkdir_durable(parent);
     }
@@ -280,9 +293,13 @@ fn crash_recovery(
 
 /// A bounded set of crash plans for `pending`: every subset of the choices when `2^choices`
 /// fits in half the budget (else none/all, every prefix and random subsets), then each
-/// write torn at its first, middle and last sector with zeros and with garbage (earlier
-/// operations of its file kept, later ones lost), then random plans up to `budget`.
+/// write torn at its first, middle and last sector with zeros, garbage and old bytes (with
+/// the earlier operations of its file kept, and alone; later ones lost), then random plans
+/// up to `budget`.
 pub fn enumerate_plans(pending: &PendingState, budget: usize, rng: &mut StdRng) -> Vec<CrashPlan> {
+    if let Writeback::Pages { page, .. } = pending.writeback {
+        return enumerate_page_plans(pending, page, budget, rng);
+    }
     let budget = budget.max(1);
     let mut plans: Vec<CrashPlan> = Vec::new();
     let mut seen: HashSet<CrashPlan> = HashSet::new();
@@ -317,21 +334,124 @@ pub fn enumerate_plans(pending: &PendingState, budget: usize, rng: &mut StdRng) 
             }
             let mut cuts = vec![0, sectors / 2, sectors - 1];
             cuts.dedup();
-            for cut in cuts {
-                for fill in [TornFill::Zeros, TornFill::Garbage] {
-                    let mut plan = all.clone();
-                    if let Some(fc) = plan.files.get_mut(&f.ino) {
-                        for (i, k) in fc.keep.iter_mut().enumerate() {
-                            *k = i <= op;
+            // The torn write with the file's earlier operations kept, and alone (the earlier
+            // ones lost: a length change that never reached the disk leaves old bytes
+            // around the torn write, which an `Old` fill keeps).
+            for alone in [false, true] {
+                for &cut in &cuts {
+                    for fill in [TornFill::Zeros, TornFill::Garbage, TornFill::Old] {
+                        let mut plan = all.clone();
+                        if let Some(fc) = plan.files.get_mut(&f.ino) {
+                            for (i, k) in fc.keep.iter_mut().enumerate() {
+                                *k = if alone { i == op } else { i <= op };
+                            }
+                            fc.torn = Some(TornWrite {
+                                op,
+                                sectors_kept: cut,
+                                fill,
+                            });
                         }
-                        fc.torn = Some(TornWrite {
-                            op,
-                            sectors_kept: cut,
-                            fill,
-                        });
+                        add(plan, &mut plans);
                     }
-                    add(plan, &mut plans);
                 }
+            }
+        }
+    }
+    let mut tries = 0;
+    while plans.len() < budget && tries < 2 * budget {
+        tries += 1;
+        add(pending.random_plan(rng, None), &mut plans);
+    }
+    plans
+}
+
+/// A bounded set of page-level crash plans: no page written, every page written whole (with
+/// the directory operations all kept and all undone), then for each dirty page of each file
+/// (others written whole): that page lost, torn in its first half of sectors (zeros) and in
+/// its second half (garbage), and written as of its first write; then random page crashes
+/// up to `budget`.
+pub fn enumerate_page_plans(
+    pending: &PendingState,
+    page: u64,
+    budget: usize,
+    rng: &mut StdRng,
+) -> Vec<CrashPlan> {
+    let budget = budget.max(1);
+    let mut plans: Vec<CrashPlan> = Vec::new();
+    let mut seen: HashSet<CrashPlan> = HashSet::new();
+    let mut add = |p: CrashPlan, plans: &mut Vec<CrashPlan>| {
+        if plans.len() < budget && seen.insert(p.clone()) {
+            plans.push(p);
+        }
+    };
+    let per_page = pending.sectors_per_page(page);
+    let first_half = (1u64 << (per_page / 2).max(1)) - 1;
+    let all = if per_page == 64 {
+        u64::MAX
+    } else {
+        (1u64 << per_page) - 1
+    };
+    let whole = |f: &PendingFile| PageCrash {
+        resizes_kept: f.resizes,
+        pages: f
+            .dirty_pages
+            .iter()
+            .map(|&(p, n)| {
+                let fate = PageFate {
+                    writes: n,
+                    lost_sectors: 0,
+                    fill: TornFill::Zeros,
+                };
+                (p, fate)
+            })
+            .collect(),
+    };
+    let base = |keep_dirs: bool| CrashPlan {
+        pages: pending.files.iter().map(|f| (f.ino, whole(f))).collect(),
+        dir_keep: vec![keep_dirs; pending.dir_ops.len()],
+        ..CrashPlan::default()
+    };
+    add(
+        CrashPlan {
+            pages: pending
+                .files
+                .iter()
+                .map(|f| (f.ino, PageCrash::default()))
+                .collect(),
+            ..CrashPlan::default()
+        },
+        &mut plans,
+    );
+    add(base(true), &mut plans);
+    add(base(false), &mut plans);
+    for f in &pending.files {
+        for &(p, n) in &f.dirty_pages {
+            let variants = [
+                None,
+                Some((n, first_half, TornFill::Zeros)),
+                Some((n, all & !first_half, TornFill::Garbage)),
+                Some((1, 0, TornFill::Zeros)),
+            ];
+            for v in variants {
+                let mut plan = base(rng.gen_bool(0.5));
+                if let Some(pc) = plan.pages.get_mut(&f.ino) {
+                    match v {
+                        None => {
+                            pc.pages.remove(&p);
+                        }
+                        Some((writes, lost_sectors, fill)) => {
+                            pc.pages.insert(
+                                p,
+                                PageFate {
+                                    writes,
+                                    lost_sectors,
+                                    fill,
+                                },
+                            );
+                        }
+                    }
+                }
+                add(plan, &mut plans);
             }
         }
     }
@@ -346,7 +466,6 @@ pub fn enumerate_plans(pending: &PendingState, budget: usize, rng: &mut StdRng) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crash::PendingFile;
 
     #[test]
     fn small_pending_sets_are_enumerated_completely_with_tears() {

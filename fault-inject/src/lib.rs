@@ -42,8 +42,8 @@ pub mod workload;
 
 pub use counters::{Counters, FileCounters};
 pub use crash::{
-    CrashMode, CrashPlan, CrashReport, FileCrash, FileCrashReport, PendingFile, PendingState,
-    TornFill, TornWrite,
+    CrashMode, CrashPlan, CrashReport, FileCrash, FileCrashReport, PageCrash, PageFate, PageTear,
+    PendingFile, PendingState, TornFill, TornWrite, Writeback,
 };
 pub use fault::{Fault, FaultCounts, SyncFailure};
 pub use inode::PendingOp;

@@ -12,8 +12,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::counters::Counters;
 use crate::crash::{
-    crash_file, crash_file_pages, pages_of, rng, CrashMode, CrashPlan, CrashReport, PendingFile,
-    PendingState, Writeback,
+    crash_file, crash_file_pages, pages_of, rng, CrashMode, CrashPlan, CrashReport, PageTear,
+    PendingFile, PendingState, Writeback,
 };
 use crate::fault::{eio, enospc, path_matches, ActiveFault, Fault, FaultCounts, SyncFailure};
 use crate::inode::{to_usize, Inode, PendingOp};
@@ -297,9 +297,9 @@ impl SimFs {
             ..CrashReport::default()
         };
         let sector = disk.sector;
-        let page = match disk.writeback {
-            Writeback::Pages { page } => page,
-            Writeback::Writes => 4096,
+        let (page, tear) = match disk.writeback {
+            Writeback::Pages { page, tear } => (page, tear),
+            Writeback::Writes => (4096, PageTear::Powersafe),
         };
         for f in &pending.files {
             let path = f
@@ -310,7 +310,7 @@ impl SimFs {
                 continue;
             };
             report.files.push(match plan.pages.get(&f.ino) {
-                Some(pc) => crash_file_pages(inode, Some(pc), (page, sector), &mut r, path),
+                Some(pc) => crash_file_pages(inode, Some(pc), (page, sector, tear), &mut r, path),
                 None => crash_file(inode, plan.files.get(&f.ino), sector, &mut r, path),
             });
         }
@@ -458,7 +458,7 @@ impl Disk {
             .collect();
         let sector = self.sector;
         let page = match self.writeback {
-            Writeback::Pages { page } => Some(page),
+            Writeback::Pages { page, .. } => Some(page),
             Writeback::Writes => None,
         };
         PendingState {

@@ -3,11 +3,20 @@
 //! Each cycle arms, with some probability, one I/O fault (EIO on a write, a file sync or a
 //! directory sync; ENOSPC past a space budget), runs a random stretch of operations, then
 //! cuts the power and recovers. After an I/O error it checks that the handle refuses every
-//! later write (`Error::Poisoned`), that a reopen without a crash loses nothing acknowledged,
-//! and then crashes (the process restart a real system does after a failed fsync). Around
-//! each recovery it also probes, on forks of the machine: a crash during recovery (which
-//! must converge), a latent sector error on read, and bit flips in durable data (which must
-//! give the exact state or a corruption error).
+//! later write (`Error::Poisoned`); then, unless configured to crash at once, it reopens the
+//! WAL *without* a crash — as an application that restarts its handle does — requires the
+//! reopened state to hold everything acknowledged, takes that state as acknowledged (open
+//! stood behind it), keeps working on the reopened handle (appends, syncs, truncations,
+//! snapshots), and only then cuts the power: what open accepted from the page cache must
+//! have been made durable, or the work built on it is lost (fsyncgate).
+//!
+//! Power cuts use, at random, the write-by-write or the page-level writeback model
+//! ([`crate::Writeback`]), on a file system with or without `fallocate`. Around each
+//! recovery it also probes, on forks of the machine: a crash during recovery (which must
+//! converge), latent sector errors on read (transient and persistent, in segments and in
+//! the header), bit flips in durable data (the exact state or a corruption error — with
+//! `lazy_open`, also after further operations on the lazily opened handle), and an open on
+//! a full disk (which must open, serve reads and compact).
 
 use std::collections::{HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,10 +24,10 @@ use std::path::PathBuf;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::{Options, Vfs, Wal};
+use wal::{Options, SnapshotMeta, Vfs, Wal};
 
 use crate::check::{check, promote, Recovered, Violation};
-use crate::crash::CrashMode;
+use crate::crash::{CrashMode, PageTear, Writeback};
 use crate::fault::{Fault, FaultCounts, SyncFailure};
 use crate::model::{Model, Op};
 use crate::sim_fs::SimFs;
@@ -47,8 +56,18 @@ pub struct TortureConfig {
     pub reopen_after_error: bool,
     /// Shape of appends.
     pub shape: WorkloadShape,
-    /// The WAL directory in the simulated file system.
+    /// The WAL directory in the simulated file system (created by the WAL; only its
+    /// top-level ancestor exists at the start).
     pub dir: PathBuf,
+    /// Probability that a power cut writes back dirty data page by page (else write by
+    /// write).
+    pub page_writeback_rate: f64,
+    /// What a torn page write can damage under page writeback.
+    pub page_tear: PageTear,
+    /// The simulated file system lacks `fallocate`: preallocation writes zeros, which tear.
+    pub no_fallocate: bool,
+    /// Probability of a full-disk probe per recovery: open with no free space, read, compact.
+    pub full_disk_rate: f64,
 }
 
 impl TortureConfig {
@@ -78,6 +97,10 @@ impl Default for TortureConfig {
             reopen_after_error: true,
             shape: WorkloadShape::default(),
             dir: PathBuf::from("/data/node/wal"),
+            page_writeback_rate: 0.3,
+            page_tear: PageTear::Powersafe,
+            no_fallocate: false,
+            full_disk_rate: 0.05,
         }
     }
 }
@@ -124,8 +147,14 @@ pub struct TortureStats {
     /// ... in which the flip hit the newest header slot and recovery fell back to the older
     /// one (the two-slot design cannot tell bit rot from a torn slot update).
     pub flips_header_rollback: u64,
-    /// Read-EIO probes.
+    /// Read-EIO probes (transient and persistent).
     pub read_eio_probes: u64,
+    /// Power cuts that wrote back page by page.
+    pub page_crashes: u64,
+    /// Reopens without a crash after an I/O error that were then worked on and crashed.
+    pub reopened_and_continued: u64,
+    /// Full-disk probes.
+    pub full_disk_probes: u64,
     /// Broken invariants.
     pub violations: Vec<Violation>,
 }
@@ -149,6 +178,7 @@ impl Torture {
     /// A new run: an empty simulated disk and a freshly opened WAL.
     pub fn new(cfg: TortureConfig) -> Result<Self, Violation> {
         let fs = SimFs::new(cfg.seed);
+        fs.set_fallocate(!cfg.no_fallocate);
         let runner = Runner::new(fs.clone(), &cfg.dir, cfg.opts.clone());
         let mut t = Torture {
             rng: StdRng::seed_from_u64(cfg.seed),
@@ -239,6 +269,16 @@ impl Torture {
             self.arm_fault();
         }
         let n = self.rng.gen_range(1..=self.cfg.max_ops_per_cycle.max(1));
+        if let Some((op, err)) = self.run_ops(n)? {
+            return self.after_io_error(&op, &err);
+        }
+        self.disarm();
+        self.crash_and_recover()
+    }
+
+    /// Issues `n` random operations. Returns the call an injected fault made fail, if one
+    /// did; a failure without a fault, or a fault swallowed by an `Ok`, is a violation.
+    fn run_ops(&mut self, n: u32) -> Result<Option<(Op, wal::Error)>, Violation> {
         for _ in 0..n {
             let op = random_op(&self.runner.model, &mut self.rng, &self.cfg.shape);
             let before = io_faults(&self.fs.fault_counts());
@@ -263,12 +303,11 @@ impl Torture {
                             self.violation(format!("`{op}` failed with no fault injected: {e}"))
                         );
                     }
-                    return self.after_io_error(&op, &e);
+                    return Ok(Some((op, e)));
                 }
             }
         }
-        self.disarm();
-        self.crash_and_recover()
+        Ok(None)
     }
 
     fn arm_fault(&mut self) {
@@ -347,8 +386,11 @@ impl Torture {
         if !self.cfg.reopen_after_error {
             return self.crash_and_recover();
         }
-        // Reopen without a crash: nothing acknowledged may be missing. (The cache may hold
-        // pages that will never reach the disk, so this state is not promoted.)
+        // Reopen without a crash: nothing acknowledged may be missing, and what open
+        // returns is what the WAL now stands behind — the page cache may hold pages a failed
+        // fsync marked clean, which open must have made durable before returning. So the
+        // reopened state becomes the acknowledged one, and work continues on it before the
+        // power is cut.
         self.runner.wal = None;
         match self.runner.open() {
             Ok(_) => {
@@ -362,12 +404,20 @@ impl Torture {
                 })?;
                 self.stats.entries_verified += n;
                 self.note(format!("reopened without crash: {}", rec.summary()));
+                promote(&mut self.runner.model, &rec);
             }
             Err(e) => {
                 return Err(self.violation(format!(
                     "reopen after `{failed}` failed ({err}) was refused: {e}"
                 )))
             }
+        }
+        self.stats.reopened_and_continued += 1;
+        let n = self.rng.gen_range(1..=self.cfg.max_ops_per_cycle.max(1));
+        if let Some((op, e)) = self.run_ops(n)? {
+            return Err(self.violation(format!(
+                "`{op}` on the handle reopened after an I/O error failed: {e}"
+            )));
         }
         self.crash_and_recover()
     }
@@ -384,6 +434,16 @@ impl Torture {
         self.runner.wal = None;
         let sector = if self.rng.gen_bool(0.2) { 64 } else { 512 };
         self.fs.set_sector_size(sector);
+        let pages = self.rng.gen_bool(self.cfg.page_writeback_rate);
+        self.fs.set_writeback(if pages {
+            self.stats.page_crashes += 1;
+            Writeback::Pages {
+                page: 4096,
+                tear: self.cfg.page_tear,
+            }
+        } else {
+            Writeback::Writes
+        });
         let report = self.fs.crash(self.rng.gen());
         self.stats.crashes += 1;
         self.stats.torn_writes += u64::from(report.torn());
@@ -427,6 +487,9 @@ impl Torture {
         }
         if self.rng.gen_bool(self.cfg.read_eio_rate) {
             self.probe_read_eio()?;
+        }
+        if self.rng.gen_bool(self.cfg.full_disk_rate) {
+            self.probe_full_disk()?;
         }
         Ok(())
     }
@@ -504,10 +567,24 @@ impl Torture {
             return Ok(());
         }
         self.probe_faults.bit_flips += 1;
-        let model = self.runner.model.clone();
+        let mut model = self.runner.model.clone();
         let where_ = format!("bit {bit} of byte {offset} of {name}");
-        let opened = Wal::open_with(fork, &self.cfg.dir, self.cfg.opts.clone())
-            .and_then(|w| Recovered::read(&w));
+        if self.cfg.opts.lazy_open {
+            // A lazily opened handle defers reading the middle segments: work on it first
+            // (the damage may sit in a segment no call reads until a truncation, compaction
+            // or snapshot decides from it), then look at what it left with a full scan.
+            let segment_first = name.strip_suffix(".wal").and_then(|n| n.parse().ok());
+            if let Some(done) =
+                self.lazy_work_after_flip(&fork, &mut model, &where_, segment_first)?
+            {
+                return Ok(done);
+            }
+        }
+        let full = wal::Options {
+            lazy_open: false,
+            ..self.cfg.opts.clone()
+        };
+        let opened = Wal::open_with(fork, &self.cfg.dir, full).and_then(|w| Recovered::read(&w));
         let rec = match opened {
             Err(e) if e.is_corruption() => {
                 self.stats.flips_detected += 1;
@@ -521,7 +598,7 @@ impl Torture {
             }
             Ok(rec) => rec,
         };
-        if check(&model, &rec).is_ok() && rec.last == model.acked_last && rec.hard == model.hard {
+        if check(&model, &rec).is_ok() && rec.hard == model.hard {
             self.stats.flips_harmless += 1;
             return Ok(());
         }
@@ -534,16 +611,116 @@ impl Torture {
             return Ok(());
         }
         Err(self.violation(format!(
-            "after flipping {where_} (files: {}), open silently returned a different state: {} ({})",
+            "after flipping {where_} (files: {}), open silently returned a different state: {} ({}); \
+             expected {}",
             names.join(" "),
             rec.summary(),
-            check(&model, &rec).err().unwrap_or_default()
+            check(&model, &rec).err().unwrap_or_default(),
+            model.summary()
         )))
     }
 
-    /// On a fork holding only durable data: a latent sector error in a segment. Open or reads
-    /// may fail, but whatever is returned must be right; once the error is gone, everything
-    /// acknowledged must still be there.
+    /// After a bit flip, on a lazily opened handle: a few random operations, each of which
+    /// must succeed, or fail with a corruption error (then the probe ends: detected). Their
+    /// effects join `model`. `Some(())` if the probe is over. When the flip hit a segment
+    /// starting at `segment_first`, the first operation is, half the time, a snapshot,
+    /// compaction or truncation at that index: a call that decides from the damaged
+    /// segment without reading an entry of it first.
+    fn lazy_work_after_flip(
+        &mut self,
+        fork: &SimFs,
+        model: &mut Model,
+        where_: &str,
+        segment_first: Option<u64>,
+    ) -> Result<Option<()>, Violation> {
+        let mut runner = Runner::new(fork.clone(), &self.cfg.dir, self.cfg.opts.clone());
+        runner.model = model.clone();
+        match runner.open() {
+            Ok(_) => {}
+            Err(e) if e.is_corruption() => {
+                self.stats.flips_detected += 1;
+                return Ok(Some(()));
+            }
+            Err(e) => {
+                return Err(self.violation(format!(
+                    "after flipping {where_}, a lazy open failed with an error that is not a \
+                     corruption error: {e}"
+                )))
+            }
+        }
+        let visible = runner
+            .wal
+            .as_ref()
+            .map(|w| (w.hard_state(), w.snapshot_meta(), w.last_index()));
+        if visible != Some((model.hard, model.base, model.acked_last)) {
+            // The flip changed what open shows (a torn-looking tail cut, an older header
+            // slot): classified by the full scan below.
+            return Ok(None);
+        }
+        let mut rng = StdRng::seed_from_u64(self.rng.gen());
+        let mut aimed = segment_first
+            .filter(|&i| i > model.base.index && i <= model.acked_last && rng.gen_bool(0.5))
+            .map(|i| aimed_at(model, i, &mut rng));
+        for _ in 0..rng.gen_range(1..=6) {
+            let op = aimed
+                .take()
+                .unwrap_or_else(|| random_op(&runner.model, &mut rng, &self.cfg.shape));
+            match runner.apply(&op) {
+                Ok(()) => {}
+                Err(e) if e.is_corruption() => {
+                    self.stats.flips_detected += 1;
+                    return Ok(Some(()));
+                }
+                Err(e) => {
+                    return Err(self.violation(format!(
+                        "after flipping {where_}, `{op}` on the lazily opened WAL failed with \
+                         an error that is not a corruption error: {e}"
+                    )))
+                }
+            }
+        }
+        // Unsynced appends die with the handle, as in a crash.
+        runner.wal = None;
+        fork.crash_with(CrashMode::LoseAll, 0);
+        *model = runner.model.clone();
+        Ok(None)
+    }
+
+    /// On a fork holding only durable data: the disk is full (no byte left). Open must
+    /// succeed, every read must work, and a compaction must succeed (it frees space);
+    /// appends may then fail for space, never silently.
+    fn probe_full_disk(&mut self) -> Result<(), Violation> {
+        self.stats.full_disk_probes += 1;
+        let fork = self.fs.fork();
+        fork.crash_with(CrashMode::LoseAll, 0);
+        fork.set_space_budget(Some(fork.live_bytes()));
+        let mut runner = Runner::new(fork.clone(), &self.cfg.dir, self.cfg.opts.clone());
+        runner.model = self.runner.model.clone();
+        if let Err(e) = runner.open() {
+            return Err(self.violation(format!("open on a full disk failed: {e}")));
+        }
+        let rec = match runner.wal.as_ref().map(Recovered::read) {
+            Some(Ok(rec)) => rec,
+            other => return Err(self.violation(format!("reads on a full disk failed: {other:?}"))),
+        };
+        check(&runner.model, &rec)
+            .map_err(|e| self.violation(format!("open on a full disk: {e}")))?;
+        let model = &runner.model;
+        if model.acked_last > model.base.index {
+            let op = Op::Compact(model.acked_last);
+            if let Err(e) = runner.apply(&op) {
+                return Err(self.violation(format!("`{op}` on a full disk failed: {e}")));
+            }
+        }
+        self.probe_faults.enospc += fork.fault_counts().enospc;
+        Ok(())
+    }
+
+    /// On a fork holding only durable data: a latent sector error in a segment or in the
+    /// header, transient or persistent. Open or reads may fail with an I/O error, but
+    /// whatever is returned must be right; one unreadable header slot must not stop open;
+    /// with the error persisting the WAL must keep working; once the error is gone,
+    /// everything acknowledged must still be there.
     fn probe_read_eio(&mut self) -> Result<(), Violation> {
         self.stats.read_eio_probes += 1;
         let fork = self.fs.fork();
@@ -551,7 +728,7 @@ impl Torture {
         let names = fork.list(&self.cfg.dir).unwrap_or_default();
         let segs: Vec<(String, u64)> = names
             .iter()
-            .filter(|n| n.ends_with(".wal"))
+            .filter(|n| n.ends_with(".wal") || n.as_str() == "HEADER")
             .filter_map(|n| {
                 Some((
                     n.clone(),
@@ -571,13 +748,22 @@ impl Torture {
             len: 512,
         });
         let model = self.runner.model.clone();
-        if let Ok(w) = Wal::open_with(fork.clone(), &self.cfg.dir, self.cfg.opts.clone()) {
-            if let Ok(rec) = Recovered::read(&w) {
-                if let Err(e) = check(&model, &rec) {
-                    return Err(self.violation(format!(
-                        "with a read error at {name}@{offset}, the WAL returned wrong state: {e}"
-                    )));
+        let at = format!("{name}@{offset}");
+        let persistent = self.rng.gen_bool(0.5);
+        match Wal::open_with(fork.clone(), &self.cfg.dir, self.cfg.opts.clone()) {
+            Ok(w) => {
+                self.check_reads_under_eio(&w, &model, &at)?;
+                drop(w);
+                if persistent {
+                    self.work_under_persistent_eio(&fork, &model, &at)?;
                 }
+            }
+            Err(wal::Error::Io { .. }) if name != "HEADER" => {}
+            Err(e) => {
+                return Err(self.violation(format!(
+                    "with a read error at {at}, open failed with something other than an \
+                     I/O error on a segment: {e}"
+                )))
             }
         }
         self.probe_faults.read_eio += fork.fault_counts().read_eio;
@@ -595,6 +781,83 @@ impl Torture {
             ))
         })?;
         Ok(())
+    }
+}
+
+impl Torture {
+    /// With a read error in place: every read returns the right data or an I/O error.
+    fn check_reads_under_eio<V: Vfs>(
+        &self,
+        w: &Wal<V>,
+        model: &Model,
+        at: &str,
+    ) -> Result<(), Violation> {
+        let header_rollback = |hs: wal::HardState| {
+            hs.term < model.hard.term || (hs.term == model.hard.term && hs.vote.is_none())
+        };
+        if w.hard_state() != model.hard && !header_rollback(w.hard_state()) {
+            return Err(self.violation(format!(
+                "with a read error at {at}, the hard state is {:?}, acknowledged {:?}",
+                w.hard_state(),
+                model.hard
+            )));
+        }
+        for i in w.first_index()..=w.last_index() {
+            match (w.entry(i), model.log.get(&i)) {
+                (Ok(got), Some(want)) if &got == want => {}
+                (Err(wal::Error::Io { .. }), _) => {}
+                (got, want) => {
+                    return Err(self.violation(format!(
+                        "with a read error at {at}, entry({i}) gave {got:?}, appended {want:?}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// With the read error persisting: append and sync on a fresh handle must work, and a
+    /// reopen must still hold them (or fail with an I/O error).
+    fn work_under_persistent_eio(
+        &mut self,
+        fork: &SimFs,
+        model: &Model,
+        at: &str,
+    ) -> Result<(), Violation> {
+        let mut runner = Runner::new(fork.clone(), &self.cfg.dir, self.cfg.opts.clone());
+        runner.model = model.clone();
+        if runner.open().is_err() {
+            return Ok(()); // reported above: opening once worked, the read error is in a
+                           // segment a later open reads again
+        }
+        let mut rng = StdRng::seed_from_u64(self.rng.gen());
+        let op = Op::Append(next_entries(&runner.model, &mut rng, 2, 0..=64));
+        for op in [op, Op::Sync] {
+            if let Err(e) = runner.apply(&op) {
+                return Err(self.violation(format!(
+                    "with a persistent read error at {at}, `{op}` failed: {e}"
+                )));
+            }
+        }
+        runner.wal = None;
+        match Wal::open_with(fork.clone(), &self.cfg.dir, self.cfg.opts.clone()) {
+            Ok(w) => self.check_reads_under_eio(&w, &runner.model, at),
+            Err(wal::Error::Io { .. }) => Ok(()),
+            Err(e) => Err(self.violation(format!(
+                "with a persistent read error at {at}, reopen failed with something other \
+                 than an I/O error: {e}"
+            ))),
+        }
+    }
+}
+
+/// A snapshot, compaction or truncation at `index` (which the model holds).
+fn aimed_at(model: &Model, index: u64, rng: &mut StdRng) -> Op {
+    let term = model.term(index).unwrap_or(model.base.term);
+    match rng.gen_range(0..3) {
+        0 => Op::SaveSnapshot(SnapshotMeta { index, term }, b"aimed".to_vec()),
+        1 => Op::Compact(index),
+        _ => Op::TruncateSuffix(index),
     }
 }
 

@@ -95,14 +95,14 @@ impl Default for WorkloadShape {
 }
 
 /// Payload bytes for entry `index` of `term`: seeded, and stamped with index and term so a
-/// misplaced record is recognisable.
+/// misplaced record is recognisable (`len` 0 gives an empty payload).
 pub fn payload(rng: &mut StdRng, index: u64, term: u64, len: usize) -> Vec<u8> {
     let mut data = Vec::with_capacity(len.max(16));
     data.extend_from_slice(&index.to_le_bytes());
     data.extend_from_slice(&term.to_le_bytes());
     let extra = len.saturating_sub(16);
     data.extend((0..extra).map(|_| rng.gen::<u8>()));
-    data.truncate(len.max(1));
+    data.truncate(len);
     data
 }
 
@@ -135,7 +135,13 @@ pub fn random_op(model: &Model, rng: &mut StdRng, shape: &WorkloadShape) -> Op {
         match rng.gen_range(0..100) {
             0..=39 => {
                 let n = rng.gen_range(1..=shape.max_batch.max(1));
-                return Op::Append(next_entries(model, rng, n, 1..=shape.max_payload.max(1)));
+                // One batch in ten of empty entries: a zero-length payload is a legal entry.
+                let len = if rng.gen_bool(0.1) {
+                    0..=0
+                } else {
+                    1..=shape.max_payload.max(1)
+                };
+                return Op::Append(next_entries(model, rng, n, len));
             }
             40..=64 => return Op::Sync,
             65..=74 => return Op::SetHardState(next_hard_state(model.hard, rng)),
@@ -176,9 +182,11 @@ pub fn next_hard_state(hs: HardState, rng: &mut StdRng) -> HardState {
     }
 }
 
-/// The fixed workload of the exhaustive exploration, for segments of about 4 KiB: votes,
-/// appends across a segment rotation, a conflicting-suffix truncation, a snapshot and a
-/// compaction, with a sync after each batch.
+/// The fixed workload of the exhaustive exploration, for 8 KiB segments (4 KiB of records
+/// each): votes, appends across several segment rotations (the log spans at least four
+/// segments, so a lazy open has segments to defer), zero-length entries, a
+/// conflicting-suffix truncation, a snapshot and a compaction, with a sync after each group
+/// of batches.
 pub fn exploration_workload(rng: &mut StdRng) -> Vec<Op> {
     let mut model = Model::default();
     let mut ops = Vec::new();
@@ -242,6 +250,25 @@ pub fn exploration_workload(rng: &mut StdRng) -> Vec<Op> {
         let batch = next_entries(&model, rng, n, len);
         push(&mut model, Op::Append(batch));
     }
+    push(&mut model, Op::Sync);
+    // Zero-length entries, then enough data for two more segments.
+    let batch = next_entries(&model, rng, 3, 0..=0);
+    push(&mut model, Op::Append(batch));
+    push(&mut model, Op::Sync);
+    for _ in 0..3 {
+        let batch = next_entries(&model, rng, 2, 300..=1300);
+        push(&mut model, Op::Append(batch));
+        push(&mut model, Op::Sync);
+    }
+    // A truncation across a sync-group boundary: the removed records include a group start
+    // after the cut.
+    let from = model.last - 2;
+    push(&mut model, Op::TruncateSuffix(from));
+    let batch = next_entries(&model, rng, 1, 0..=0);
+    push(&mut model, Op::Append(batch));
+    push(&mut model, Op::Sync);
+    let batch = next_entries(&model, rng, 2, 100..=200);
+    push(&mut model, Op::Append(batch));
     ops
 }
 
@@ -287,9 +314,17 @@ mod tests {
             })
             .sum();
         assert!(
-            bytes > 4096,
-            "crosses an 8 KiB segment's 4 KiB of records: {bytes}"
+            bytes > 3 * 4096,
+            "spans four 8 KiB segments of 4 KiB of records: {bytes}"
         );
+        let empty = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Append(es) => Some(es.iter().filter(|e| e.data.is_empty()).count()),
+                _ => None,
+            })
+            .sum::<usize>();
+        assert!(empty >= 4, "zero-length entries: {empty}");
         assert!(ops.iter().any(|o| matches!(o, Op::TruncateSuffix(6))));
         assert!(ops.iter().any(|o| matches!(o, Op::Compact(5))));
     }

@@ -1,27 +1,41 @@
-//! Exhaustive crash-state exploration (ALICE's method) of a short WAL workload on SimFs:
+//! Exhaustive crash-state exploration (ALICE's method) of short WAL workloads on SimFs:
 //! every I/O call a crash point; at each, every subset of unsynced operations (sampled past
-//! 2^7), tears at sector granularity with zeros and garbage, undone directory operations;
-//! every distinct durable image recovered and checked; recovery itself crashed and rerun.
-//! Run with `--nocapture` to see the number of distinct crash states covered.
+//! 2^7), tears at sector granularity with zeros and garbage, undone directory operations —
+//! or, under page writeback, every dirty page lost, whole or torn; every distinct durable
+//! image recovered and checked; recovery itself crashed and rerun. The fixed workload spans
+//! five segments with zero-length entries, a truncation inside a batch, a snapshot and a
+//! compaction. Run with `--nocapture` to see the number of distinct crash states covered.
 
 use fault_inject::explore::{explore, ExploreConfig, ExploreReport};
-use fault_inject::workload::exploration_workload;
+use fault_inject::model::{Model, Op};
+use fault_inject::workload::{exploration_workload, random_op, WorkloadShape};
+use fault_inject::{PageTear, Writeback};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use wal::HardState;
 
-fn run(seed: u64, sector_size: u64, write_buffer: usize) -> ExploreReport {
+fn run(
+    label: &str,
+    seed: u64,
+    ops: &[Op],
+    configure: impl Fn(&mut ExploreConfig),
+) -> ExploreReport {
     let mut cfg = ExploreConfig {
         seed,
-        sector_size,
         ..ExploreConfig::default()
     };
-    cfg.opts.write_buffer = write_buffer;
-    let ops = exploration_workload(&mut StdRng::seed_from_u64(seed));
-    let report = explore(&ops, &cfg);
+    configure(&mut cfg);
+    let report = explore(ops, &cfg);
     println!(
-        "explore seed {seed}, sector {sector_size} B, write buffer {write_buffer} B: {} crash points, {} crash plans, \
-         {} distinct crash states, {} (state, acknowledged) pairs checked, {} distinct states \
-         from crashes during recovery, {} recoveries, {} entries verified, {} violations",
+        "explore {label} seed {seed} (sector {} B, write buffer {} B, lazy {}, {:?}, \
+         fallocate {}): {} crash points, {} crash plans, {} distinct crash states, {} \
+         (state, acknowledged) pairs checked, {} distinct states from crashes during \
+         recovery, {} recoveries, {} entries verified, {} violations",
+        cfg.sector_size,
+        cfg.opts.write_buffer,
+        cfg.opts.lazy_open,
+        cfg.writeback,
+        cfg.fallocate,
         report.crash_points,
         report.plans,
         report.distinct_states,
@@ -35,6 +49,27 @@ fn run(seed: u64, sector_size: u64, write_buffer: usize) -> ExploreReport {
         println!("VIOLATION {v}");
     }
     report
+}
+
+fn fixed(
+    label: &str,
+    seeds: std::ops::RangeInclusive<u64>,
+    configure: impl Fn(&mut ExploreConfig),
+) -> Vec<ExploreReport> {
+    seeds
+        .flat_map(|seed| {
+            let ops = exploration_workload(&mut StdRng::seed_from_u64(seed));
+            [256, 4 << 20]
+                .into_iter()
+                .map(|wb| {
+                    run(label, seed, &ops, |cfg| {
+                        cfg.opts.write_buffer = wb;
+                        configure(cfg);
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn assert_clean(reports: &[ExploreReport]) {
@@ -54,27 +89,78 @@ fn assert_clean(reports: &[ExploreReport]) {
 fn every_crash_state_of_the_workload_recovers_to_an_acknowledged_state() {
     // Appends written at once (several writes await a sync) and appends buffered until the
     // sync (one write per batch).
-    let reports: Vec<ExploreReport> = (1..=3)
-        .flat_map(|seed| [run(seed, 512, 256), run(seed, 512, 4 << 20)])
-        .collect();
-    assert!(reports[0].crash_points > 30, "a few dozen I/O calls");
+    let reports = fixed("fixed", 1..=3, |_| {});
+    assert!(reports[0].crash_points > 60, "several dozen I/O calls");
     assert!(reports[0].distinct_states > 100);
+    assert_clean(&reports);
+}
+
+#[test]
+fn every_crash_state_recovers_with_lazy_open() {
+    let reports = fixed("fixed lazy", 1..=3, |cfg| cfg.opts.lazy_open = true);
     assert_clean(&reports);
 }
 
 #[test]
 fn crash_states_with_tears_inside_header_slots_recover() {
     // 64-byte tear units: a 512-byte header slot can be half old, half new.
+    let reports = fixed("fixed", 1..=2, |cfg| cfg.sector_size = 64);
+    assert_clean(&reports);
+}
+
+#[test]
+fn crash_states_under_page_writeback_recover() {
+    // Dirty pages lost, written whole as of one of their writes, or torn in any subset of
+    // sectors; the bytes a write does not change survive (powersafe overwrite).
+    let reports = fixed("fixed pages", 1..=2, |cfg| {
+        cfg.writeback = Writeback::Pages {
+            page: 4096,
+            tear: PageTear::Powersafe,
+        };
+        cfg.opts.lazy_open = cfg.seed % 2 == 0;
+    });
+    assert_clean(&reports);
+}
+
+#[test]
+fn crash_states_without_fallocate_recover() {
+    // Preallocation (new segments, the spare, the re-allocation after a cut) writes zeros,
+    // and those writes tear like any other.
+    let reports = fixed("fixed no-fallocate", 1..=2, |cfg| {
+        cfg.fallocate = false;
+        cfg.opts.lazy_open = cfg.seed % 2 == 0;
+    });
+    assert_clean(&reports);
+}
+
+#[test]
+fn header_updates_survive_shorn_page_writes() {
+    // A device without powersafe overwrite: any sector of a page being written back can be
+    // lost, even one the write did not change. Term and vote updates must still never leave
+    // both header slots unreadable.
+    let mut ops = vec![Op::Open];
+    for term in 1..=6 {
+        ops.push(Op::SetHardState(HardState { term, vote: None }));
+        ops.push(Op::SetHardState(HardState {
+            term,
+            vote: Some(term % 3 + 1),
+        }));
+    }
     let reports: Vec<ExploreReport> = (1..=2)
-        .flat_map(|seed| [run(seed, 64, 256), run(seed, 64, 4 << 20)])
+        .map(|seed| {
+            run("header shorn", seed, &ops, |cfg| {
+                cfg.writeback = Writeback::Pages {
+                    page: 4096,
+                    tear: PageTear::Shorn,
+                };
+            })
+        })
         .collect();
     assert_clean(&reports);
 }
 
 #[test]
 fn crash_states_of_random_short_workloads_recover() {
-    use fault_inject::model::{Model, Op};
-    use fault_inject::workload::{random_op, WorkloadShape};
     let reports: Vec<ExploreReport> = (1..=12u64)
         .map(|seed| {
             let mut rng = StdRng::seed_from_u64(seed);
@@ -90,21 +176,16 @@ fn crash_states_of_random_short_workloads_recover() {
                 model.complete(&op);
                 ops.push(op);
             }
-            let mut cfg = ExploreConfig {
-                seed,
-                ..ExploreConfig::default()
-            };
-            cfg.opts.write_buffer = if seed % 2 == 0 { 256 } else { 4 << 20 };
-            let r = explore(&ops, &cfg);
-            println!(
-                "random workload seed {seed}: {} crash points, {} distinct crash states, {} from \
-                 crashes during recovery, {} violations",
-                r.crash_points,
-                r.distinct_states,
-                r.recovery_crash_states,
-                r.violations.len()
-            );
-            r
+            run("random", seed, &ops, |cfg| {
+                cfg.opts.write_buffer = if seed % 2 == 0 { 256 } else { 4 << 20 };
+                cfg.opts.lazy_open = seed % 3 == 0;
+                if seed % 4 == 1 {
+                    cfg.writeback = Writeback::Pages {
+                        page: 4096,
+                        tear: PageTear::Powersafe,
+                    };
+                }
+            })
         })
         .collect();
     assert_clean(&reports);

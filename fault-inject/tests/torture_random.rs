@@ -1,7 +1,8 @@
-//! Randomized torture: seeded workloads mixing every WAL operation with power cuts, injected
-//! EIO (write, fsync, directory fsync), ENOSPC, read EIO and bit flips, checking the
-//! FAULT-MODEL invariants after every recovery. Every failure prints its seed and the
-//! command that reproduces it.
+//! Randomized torture: seeded workloads mixing every WAL operation with power cuts (write by
+//! write or page by page), injected EIO (write, fsync, directory fsync) followed by work on
+//! a handle reopened without a crash, ENOSPC, full disks, transient and persistent read EIO
+//! and bit flips, checking the fault model's invariants (docs/FAULT-MODEL.md) after every
+//! recovery. Every failure prints its seed and the command that reproduces it.
 
 use fault_inject::torture::{Torture, TortureConfig, TortureStats};
 use fault_inject::workload::WorkloadShape;
@@ -22,10 +23,11 @@ fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)
         let mut cfg = TortureConfig::with_seed(seed);
         configure(&mut cfg);
         let reopen = cfg.reopen_after_error;
-        let lazy = if cfg.opts.lazy_open {
-            " --lazy-open"
-        } else {
-            ""
+        let lazy = match (cfg.opts.lazy_open, cfg.no_fallocate) {
+            (true, true) => " --lazy-open --no-fallocate",
+            (true, false) => " --lazy-open",
+            (false, true) => " --no-fallocate",
+            (false, false) => "",
         };
         let mut t = match Torture::new(cfg) {
             Ok(t) => t,
@@ -58,19 +60,26 @@ fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)
         total.faults.add(&s.faults);
         total.poison_checks += s.poison_checks;
         total.flips_detected += s.flips_detected;
+        total.page_crashes += s.page_crashes;
+        total.reopened_and_continued += s.reopened_and_continued;
+        total.full_disk_probes += s.full_disk_probes;
     }
     println!(
-        "seeds {seeds:?}: {} cycles, {} power cuts, {} crash states, {} recoveries ({} lazy), {} \
-         entries verified, faults {:?}, {} poison checks, {} flips detected, {} failing seeds",
+        "seeds {seeds:?}: {} cycles, {} power cuts ({} page by page), {} crash states, {} \
+         recoveries ({} lazy), {} entries verified, faults {:?}, {} poison checks ({} reopened \
+         and worked on), {} flips detected, {} full-disk opens, {} failing seeds",
         total.cycles,
         total.crashes,
+        total.page_crashes,
         total.crash_states,
         total.recoveries,
         total.lazy_recoveries,
         total.entries_verified,
         total.faults,
         total.poison_checks,
+        total.reopened_and_continued,
         total.flips_detected,
+        total.full_disk_probes,
         failures.len()
     );
     for f in &failures {
@@ -116,6 +125,30 @@ fn random_workloads_with_large_batches_restarting_right_after_an_io_error() {
         cfg.reopen_after_error = false;
         cfg.opts.lazy_open = cfg.seed % 2 == 1;
         cfg.shape = LARGE;
+    });
+}
+
+#[test]
+fn random_workloads_with_lazy_open_and_bit_rot() {
+    // Bit flips after every recovery, then work on the lazily opened handle aimed at the
+    // damaged segment (snapshots, compactions, truncations there): a call that decides
+    // from a segment it has not verified must report the damage, never act on it.
+    run_seeds(4000..4100, |cfg| {
+        cfg.opts.lazy_open = true;
+        cfg.shape = LARGE;
+        cfg.fault_rate = 0.1;
+        cfg.bit_flip_rate = 0.6;
+    });
+}
+
+#[test]
+fn random_workloads_without_fallocate() {
+    // Preallocation writes zeros that tear like any write, and half of the power cuts write
+    // back page by page.
+    run_seeds(5000..5100, |cfg| {
+        cfg.no_fallocate = true;
+        cfg.page_writeback_rate = 0.5;
+        cfg.opts.lazy_open = cfg.seed % 2 == 1;
     });
 }
 
