@@ -79,7 +79,7 @@ impl Drop for OverwriteArea {
     }
 }
 
-/// The bytes of one batch: per entry a 32-byte header (index, term, length) and the payload
+/// The bytes of one batch: per entry a record header (index, term, length) and the payload
 /// padded to 8 bytes, exactly as many bytes as raftwal writes for the same entries.
 pub fn batch_bytes(entry_size: usize, batch: usize, seed: u64) -> Vec<u8> {
     let frame = frame_len(entry_size);
@@ -88,7 +88,8 @@ pub fn batch_bytes(entry_size: usize, batch: usize, seed: u64) -> Vec<u8> {
         rec[4..8].copy_from_slice(&(entry_size as u32).to_le_bytes());
         rec[8..16].copy_from_slice(&(i as u64 + 1).to_le_bytes());
         rec[16..24].copy_from_slice(&1u64.to_le_bytes());
-        rec[32..32 + entry_size].copy_from_slice(&payload(entry_size, seed ^ i as u64));
+        let at = crate::workload::RECORD_HEADER;
+        rec[at..at + entry_size].copy_from_slice(&payload(entry_size, seed ^ i as u64));
     }
     buf
 }

@@ -12,12 +12,15 @@ pub const BATCH_SIZES: [usize; 4] = [1, 8, 64, 512];
 /// Concurrent writer counts of the group-commit cells.
 pub const WRITERS: [usize; 3] = [1, 4, 16];
 
-/// Bytes raftwal writes for one entry: a 32-byte record header, then the payload padded to
-/// 8 bytes (`wal`'s record frame). The raw loop writes exactly as many bytes, so the limit it
-/// measures is for the same byte stream.
+/// Bytes raftwal writes for one entry: a 40-byte record header, then the payload padded to
+/// 8 bytes (`wal`'s record frame, format 3). The raw loop writes exactly as many bytes, so
+/// the limit it measures is for the same byte stream.
 pub const fn frame_len(entry_size: usize) -> usize {
-    (32 + entry_size + 7) & !7
+    (RECORD_HEADER + entry_size + 7) & !7
 }
+
+/// Bytes of a record header in `wal`'s format.
+pub const RECORD_HEADER: usize = 40;
 
 /// One cell of the grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -239,10 +242,10 @@ mod tests {
 
     #[test]
     fn frame_len_matches_wal_record_frame() {
-        assert_eq!(frame_len(0), 32);
-        assert_eq!(frame_len(1), 40);
-        assert_eq!(frame_len(64), 96);
-        assert_eq!(frame_len(65536), 65568);
+        assert_eq!(frame_len(0), 40);
+        assert_eq!(frame_len(1), 48);
+        assert_eq!(frame_len(64), 104);
+        assert_eq!(frame_len(65536), 65576);
     }
 
     fn slice(entries: u64, millis: u64) -> Sample {

@@ -101,22 +101,20 @@ pub enum Writeback {
     Pages {
         /// Page size in bytes (4096 on Linux).
         page: u64,
-        /// What a torn page write can damage.
-        tear: PageTear,
     },
 }
 
-/// What the lost sectors of a torn page write can hold.
+/// What a torn write can damage: the device's overwrite semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageTear {
-    /// Powersafe overwrite (SQLite's term): bytes a page write does not change keep their
-    /// content whatever happens to the write; the changed bytes of a lost sector end up
-    /// old, zeroed or garbage. The assumption SQLite makes by default, and PostgreSQL's,
-    /// etcd's and raft-engine's logs make about the page they append into.
+pub enum Overwrite {
+    /// Powersafe overwrite (SQLite's term): bytes a write does not change keep their content
+    /// whatever happens to the write; the changed bytes of a lost sector end up old, zeroed
+    /// or garbage. The assumption SQLite makes by default, and PostgreSQL's, etcd's and
+    /// raft-engine's logs make about the page they append into.
     Powersafe,
-    /// A device without powersafe overwrite: any sector of a page being written may end up
-    /// zeroed or garbage, even one whose bytes did not change (shorn writes on some SSDs
-    /// without power-loss protection).
+    /// A device without powersafe overwrite: any sector being written may end up zeroed or
+    /// garbage, even where its bytes did not change — under page writeback, any sector of a
+    /// page being written back (shorn writes on some SSDs without power-loss protection).
     Shorn,
 }
 
@@ -225,7 +223,7 @@ impl PendingState {
     /// [`PendingState::random_page_crash`]).
     pub fn random_plan(&self, rng: &mut StdRng, fill: Option<TornFill>) -> CrashPlan {
         let mut plan = CrashPlan::default();
-        if let Writeback::Pages { page, .. } = self.writeback {
+        if let Writeback::Pages { page } = self.writeback {
             for f in &self.files {
                 let crash = self.random_page_crash(f, page, rng, fill);
                 plan.pages.insert(f.ino, crash);
@@ -421,7 +419,7 @@ impl fmt::Display for CrashReport {
 pub(crate) fn crash_file(
     inode: &mut Inode,
     choice: Option<&FileCrash>,
-    sector: u64,
+    (sector, overwrite): (u64, Overwrite),
     garbage: &mut StdRng,
     path: String,
 ) -> FileCrashReport {
@@ -445,24 +443,13 @@ pub(crate) fn crash_file(
                 let pieces = sector_pieces(*offset, data.len(), sector);
                 for (k, &(start, len)) in pieces.iter().enumerate() {
                     let at = offset + start as u64;
-                    if k < t.sectors_kept {
-                        write_into(&mut inode.durable, at, &data[start..start + len]);
-                        continue;
-                    }
-                    match t.fill {
-                        TornFill::Zeros => write_into(&mut inode.durable, at, &vec![0; len]),
-                        TornFill::Garbage => {
-                            let mut junk = vec![0u8; len];
-                            garbage.fill(&mut junk[..]);
-                            write_into(&mut inode.durable, at, &junk);
-                        }
-                        TornFill::Old => {
-                            let end = to_usize(at).saturating_add(len);
-                            if inode.durable.len() < end {
-                                inode.durable.resize(end, 0);
-                            }
-                        }
-                    }
+                    let new = &data[start..start + len];
+                    let bytes = if k < t.sectors_kept {
+                        new.to_vec()
+                    } else {
+                        torn_bytes(&inode.durable, at, new, t.fill, overwrite, garbage)
+                    };
+                    write_into(&mut inode.durable, at, &bytes);
                 }
                 report.torn = Some((i, t.sectors_kept, pieces.len(), t.fill));
             }
@@ -480,7 +467,7 @@ pub(crate) fn crash_file(
 pub(crate) fn crash_file_pages(
     inode: &mut Inode,
     choice: Option<&PageCrash>,
-    geometry: (u64, u64, PageTear),
+    geometry: (u64, u64, Overwrite),
     garbage: &mut StdRng,
     path: String,
 ) -> FileCrashReport {
@@ -534,13 +521,13 @@ pub(crate) fn crash_file_pages(
 }
 
 /// Writes the page at `start` as `cache` holds it (clipped to the cache's length) into
-/// `disk`, its lost sectors filled as `fate` says (under [`PageTear::Powersafe`], only those
+/// `disk`, its lost sectors filled as `fate` says (under [`Overwrite::Powersafe`], only those
 /// whose bytes change).
 fn write_page(
     disk: &mut Vec<u8>,
     cache: &[u8],
     (start, page, sector): (u64, u64, u64),
-    tear: PageTear,
+    tear: Overwrite,
     fate: &PageFate,
     garbage: &mut StdRng,
 ) {
@@ -552,34 +539,48 @@ fn write_page(
     while at < end {
         let next = at.saturating_add(sector).min(end);
         let lost = i < 64 && fate.lost_sectors & (1u64 << i) != 0;
-        if !lost {
-            write_into(disk, at as u64, &cache[at..next]);
+        let bytes = if lost {
+            torn_bytes(disk, at as u64, &cache[at..next], fate.fill, tear, garbage)
         } else {
-            let old: Vec<u8> = (at..next)
-                .map(|k| disk.get(k).copied().unwrap_or(0))
-                .collect();
-            let mut bytes = match fate.fill {
-                TornFill::Zeros => vec![0; next - at],
-                TornFill::Garbage => {
-                    let mut junk = vec![0u8; next - at];
-                    garbage.fill(&mut junk[..]);
-                    junk
-                }
-                TornFill::Old => old.clone(),
-            };
-            if tear == PageTear::Powersafe {
-                // Only the bytes the write changes are at risk.
-                for (k, b) in bytes.iter_mut().enumerate() {
-                    if old[k] == cache[at + k] {
-                        *b = old[k];
-                    }
-                }
-            }
-            write_into(disk, at as u64, &bytes);
-        }
+            cache[at..next].to_vec()
+        };
+        write_into(disk, at as u64, &bytes);
         at = next;
         i += 1;
     }
+}
+
+/// What a sector of a torn write holds instead of `new` (to be written at `at` over `disk`):
+/// `fill`, except, under [`Overwrite::Powersafe`], where a byte does not change.
+fn torn_bytes(
+    disk: &[u8],
+    at: u64,
+    new: &[u8],
+    fill: TornFill,
+    overwrite: Overwrite,
+    garbage: &mut StdRng,
+) -> Vec<u8> {
+    let at = to_usize(at);
+    let old: Vec<u8> = (0..new.len())
+        .map(|k| disk.get(at + k).copied().unwrap_or(0))
+        .collect();
+    let mut bytes = match fill {
+        TornFill::Zeros => vec![0; new.len()],
+        TornFill::Garbage => {
+            let mut junk = vec![0u8; new.len()];
+            garbage.fill(&mut junk[..]);
+            junk
+        }
+        TornFill::Old => old.clone(),
+    };
+    if overwrite == Overwrite::Powersafe {
+        for (k, b) in bytes.iter_mut().enumerate() {
+            if old[k] == new[k] {
+                *b = old[k];
+            }
+        }
+    }
+    bytes
 }
 
 /// A deterministic generator for garbage bytes and random choices.
@@ -614,7 +615,13 @@ mod tests {
                     fill,
                 }),
             };
-            let r = crash_file(&mut ino, Some(&choice), 512, &mut rng(1), "f".into());
+            let r = crash_file(
+                &mut ino,
+                Some(&choice),
+                (512, Overwrite::Shorn),
+                &mut rng(1),
+                "f".into(),
+            );
             assert_eq!(r.torn, Some((0, 1, 2, fill)));
             assert_eq!(ino.durable.len(), 1024, "the file grew by the whole write");
             assert!(ino.durable[..512].iter().all(|&b| b == 7));
@@ -648,7 +655,13 @@ mod tests {
                 fill: TornFill::Old,
             }),
         };
-        crash_file(&mut ino, Some(&choice), 8, &mut rng(0), "hdr".into());
+        crash_file(
+            &mut ino,
+            Some(&choice),
+            (8, Overwrite::Shorn),
+            &mut rng(0),
+            "hdr".into(),
+        );
         assert_eq!(ino.durable, [[2u8; 8], [1u8; 8]].concat());
     }
 
@@ -668,7 +681,13 @@ mod tests {
             keep: vec![false, true],
             torn: None,
         };
-        let r = crash_file(&mut ino, Some(&choice), 512, &mut rng(0), "f".into());
+        let r = crash_file(
+            &mut ino,
+            Some(&choice),
+            (512, Overwrite::Shorn),
+            &mut rng(0),
+            "f".into(),
+        );
         assert_eq!(r.kept, 1);
         assert_eq!(&ino.durable[..512], &[0u8; 512][..]);
         assert_eq!(&ino.durable[512..], &[2u8; 512][..]);
@@ -710,7 +729,7 @@ mod tests {
         let r = crash_file_pages(
             &mut ino,
             Some(&plan),
-            (4096, 512, PageTear::Shorn),
+            (4096, 512, Overwrite::Shorn),
             &mut rng(0),
             "HEADER".into(),
         );
@@ -732,7 +751,7 @@ mod tests {
         crash_file_pages(
             &mut ino2,
             Some(&plan),
-            (4096, 512, PageTear::Shorn),
+            (4096, 512, Overwrite::Shorn),
             &mut rng(0),
             "f".into(),
         );
@@ -752,7 +771,7 @@ mod tests {
             data: vec![2; 512],
         });
         let plan = page_crash(&[(0, 1, 0b11, TornFill::Garbage)], 0);
-        let geometry = (4096, 512, PageTear::Powersafe);
+        let geometry = (4096, 512, Overwrite::Powersafe);
         crash_file_pages(&mut ino, Some(&plan), geometry, &mut rng(0), "f".into());
         assert!(
             ino.durable[..512].iter().all(|&b| b == 1),
@@ -797,7 +816,7 @@ mod tests {
         crash_file_pages(
             &mut ino,
             Some(&plan),
-            (4096, 512, PageTear::Shorn),
+            (4096, 512, Overwrite::Shorn),
             &mut rng(0),
             "f".into(),
         );
@@ -820,7 +839,7 @@ mod tests {
         crash_file_pages(
             &mut a,
             Some(&plan),
-            (4096, 512, PageTear::Shorn),
+            (4096, 512, Overwrite::Shorn),
             &mut rng(0),
             "f".into(),
         );
@@ -832,7 +851,7 @@ mod tests {
         crash_file_pages(
             &mut ino,
             Some(&plan),
-            (4096, 512, PageTear::Shorn),
+            (4096, 512, Overwrite::Shorn),
             &mut rng(0),
             "f".into(),
         );

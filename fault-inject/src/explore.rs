@@ -19,8 +19,8 @@ use wal::{Options, Wal};
 
 use crate::check::{check, Recovered, Violation};
 use crate::crash::{
-    CrashMode, CrashPlan, PageCrash, PageFate, PendingFile, PendingState, TornFill, TornWrite,
-    Writeback,
+    CrashMode, CrashPlan, Overwrite, PageCrash, PageFate, PendingFile, PendingState, TornFill,
+    TornWrite, Writeback,
 };
 use crate::model::{Model, Op};
 use crate::sim_fs::SimFs;
@@ -47,6 +47,8 @@ pub struct ExploreConfig {
     /// Whether the file system has `fallocate` (without it, preallocation writes zeros,
     /// which a crash tears like any write).
     pub fallocate: bool,
+    /// What a torn write can damage.
+    pub overwrite: Overwrite,
 }
 
 impl Default for ExploreConfig {
@@ -65,6 +67,7 @@ impl Default for ExploreConfig {
             sector_size: crate::sim_fs::SECTOR_SIZE,
             writeback: Writeback::Writes,
             fallocate: true,
+            overwrite: Overwrite::Powersafe,
         }
     }
 }
@@ -111,6 +114,7 @@ pub fn explore(ops: &[Op], cfg: &ExploreConfig) -> ExploreReport {
     fs.set_sector_size(cfg.sector_size);
     fs.set_writeback(cfg.writeback);
     fs.set_fallocate(cfg.fallocate);
+    fs.set_overwrite(cfg.overwrite);
     if let Some(parent) = cfg.dir.parent() {
         fs.mkdir_durable(parent);
     }
@@ -297,7 +301,7 @@ fn crash_recovery(
 /// the earlier operations of its file kept, and alone; later ones lost), then random plans
 /// up to `budget`.
 pub fn enumerate_plans(pending: &PendingState, budget: usize, rng: &mut StdRng) -> Vec<CrashPlan> {
-    if let Writeback::Pages { page, .. } = pending.writeback {
+    if let Writeback::Pages { page } = pending.writeback {
         return enumerate_page_plans(pending, page, budget, rng);
     }
     let budget = budget.max(1);

@@ -48,8 +48,10 @@ pub enum Fault {
         /// Directory syncs to let through first.
         after: u64,
     },
-    /// A latent sector error: every read (or map) of a file whose path contains `path` that
-    /// overlaps bytes `[offset, offset + len)` fails with EIO, until the fault is cleared.
+    /// A latent sector error: every read of the file whose path contains `path` (the file
+    /// there when the fault is injected: the error belongs to its blocks, and follows it
+    /// through renames; a new file at that path does not have it) that overlaps bytes
+    /// `[offset, offset + len)` fails with EIO, until the fault is cleared.
     ReadEio {
         /// Path substring.
         path: String,
@@ -104,6 +106,8 @@ impl FaultCounts {
 pub(crate) struct ActiveFault {
     pub(crate) fault: Fault,
     pub(crate) seen: u64,
+    /// For a latent sector error: the file it belongs to (if one matched at injection).
+    pub(crate) ino: Option<crate::namespace::InodeId>,
 }
 
 /// Whether `path` matches an optional substring filter.

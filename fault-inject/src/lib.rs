@@ -42,7 +42,7 @@ pub mod workload;
 
 pub use counters::{Counters, FileCounters};
 pub use crash::{
-    CrashMode, CrashPlan, CrashReport, FileCrash, FileCrashReport, PageCrash, PageFate, PageTear,
+    CrashMode, CrashPlan, CrashReport, FileCrash, FileCrashReport, Overwrite, PageCrash, PageFate,
     PendingFile, PendingState, TornFill, TornWrite, Writeback,
 };
 pub use fault::{Fault, FaultCounts, SyncFailure};

@@ -79,8 +79,6 @@ impl SimFile {
 }
 
 impl wal::VfsFile for SimFile {
-    type Map = Box<[u8]>;
-
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut st = self.state()?;
         let path = st
@@ -92,7 +90,7 @@ impl wal::VfsFile for SimFile {
         let live_len = st.disk.inode_mut(self.ino)?.live.len();
         let start = to_usize(offset).min(live_len);
         let n = buf.len().min(live_len - start);
-        if n > 0 && st.disk.read_fails(&path, offset, n as u64) {
+        if n > 0 && st.disk.read_fails(&path, self.ino, offset, n as u64) {
             return Err(eio(&format!("read {} at {offset}", path.display())));
         }
         let live = &st.disk.inode_mut(self.ino)?.live;
@@ -162,30 +160,5 @@ impl wal::VfsFile for SimFile {
 
     fn sync_all(&self) -> io::Result<()> {
         self.sync("fsync")
-    }
-
-    fn map(&self, len: u64) -> io::Result<Box<[u8]>> {
-        let mut st = self.state()?;
-        let path = st
-            .disk
-            .path_of(self.ino)
-            .unwrap_or_else(|| self.path.clone());
-        st.disk.counters.reads += 1;
-        st.disk.counters.file(&path).reads += 1;
-        let live_len = st.disk.inode_mut(self.ino)?.live.len() as u64;
-        if len > live_len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "cannot map {len} bytes of a {live_len}-byte file {}",
-                    path.display()
-                ),
-            ));
-        }
-        if len > 0 && st.disk.read_fails(&path, 0, len) {
-            return Err(eio(&format!("map {}", path.display())));
-        }
-        let live = &st.disk.inode_mut(self.ino)?.live;
-        Ok(live[..to_usize(len)].to_vec().into_boxed_slice())
     }
 }

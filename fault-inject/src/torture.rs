@@ -27,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use wal::{Options, SnapshotMeta, Vfs, Wal};
 
 use crate::check::{check, promote, Recovered, Violation};
-use crate::crash::{CrashMode, PageTear, Writeback};
+use crate::crash::{CrashMode, Overwrite, Writeback};
 use crate::fault::{Fault, FaultCounts, SyncFailure};
 use crate::model::{Model, Op};
 use crate::sim_fs::SimFs;
@@ -62,8 +62,8 @@ pub struct TortureConfig {
     /// Probability that a power cut writes back dirty data page by page (else write by
     /// write).
     pub page_writeback_rate: f64,
-    /// What a torn page write can damage under page writeback.
-    pub page_tear: PageTear,
+    /// What a torn write can damage (powersafe overwrite by default).
+    pub overwrite: Overwrite,
     /// The simulated file system lacks `fallocate`: preallocation writes zeros, which tear.
     pub no_fallocate: bool,
     /// Probability of a full-disk probe per recovery: open with no free space, read, compact.
@@ -98,7 +98,7 @@ impl Default for TortureConfig {
             shape: WorkloadShape::default(),
             dir: PathBuf::from("/data/node/wal"),
             page_writeback_rate: 0.3,
-            page_tear: PageTear::Powersafe,
+            overwrite: Overwrite::Powersafe,
             no_fallocate: false,
             full_disk_rate: 0.05,
         }
@@ -179,6 +179,7 @@ impl Torture {
     pub fn new(cfg: TortureConfig) -> Result<Self, Violation> {
         let fs = SimFs::new(cfg.seed);
         fs.set_fallocate(!cfg.no_fallocate);
+        fs.set_overwrite(cfg.overwrite);
         let runner = Runner::new(fs.clone(), &cfg.dir, cfg.opts.clone());
         let mut t = Torture {
             rng: StdRng::seed_from_u64(cfg.seed),
@@ -437,10 +438,7 @@ impl Torture {
         let pages = self.rng.gen_bool(self.cfg.page_writeback_rate);
         self.fs.set_writeback(if pages {
             self.stats.page_crashes += 1;
-            Writeback::Pages {
-                page: 4096,
-                tear: self.cfg.page_tear,
-            }
+            Writeback::Pages { page: 4096 }
         } else {
             Writeback::Writes
         });
@@ -755,7 +753,7 @@ impl Torture {
                 self.check_reads_under_eio(&w, &model, &at)?;
                 drop(w);
                 if persistent {
-                    self.work_under_persistent_eio(&fork, &model, &at)?;
+                    self.work_under_persistent_eio(&fork.fork(), &model, &at)?;
                 }
             }
             Err(wal::Error::Io { .. }) if name != "HEADER" => {}

@@ -9,7 +9,7 @@
 use fault_inject::explore::{explore, ExploreConfig, ExploreReport};
 use fault_inject::model::{Model, Op};
 use fault_inject::workload::{exploration_workload, random_op, WorkloadShape};
-use fault_inject::{PageTear, Writeback};
+use fault_inject::{Overwrite, Writeback};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use wal::HardState;
@@ -113,10 +113,7 @@ fn crash_states_under_page_writeback_recover() {
     // Dirty pages lost, written whole as of one of their writes, or torn in any subset of
     // sectors; the bytes a write does not change survive (powersafe overwrite).
     let reports = fixed("fixed pages", 1..=2, |cfg| {
-        cfg.writeback = Writeback::Pages {
-            page: 4096,
-            tear: PageTear::Powersafe,
-        };
+        cfg.writeback = Writeback::Pages { page: 4096 };
         cfg.opts.lazy_open = cfg.seed % 2 == 0;
     });
     assert_clean(&reports);
@@ -149,10 +146,8 @@ fn header_updates_survive_shorn_page_writes() {
     let reports: Vec<ExploreReport> = (1..=2)
         .map(|seed| {
             run("header shorn", seed, &ops, |cfg| {
-                cfg.writeback = Writeback::Pages {
-                    page: 4096,
-                    tear: PageTear::Shorn,
-                };
+                cfg.writeback = Writeback::Pages { page: 4096 };
+                cfg.overwrite = Overwrite::Shorn;
             })
         })
         .collect();
@@ -180,10 +175,7 @@ fn crash_states_of_random_short_workloads_recover() {
                 cfg.opts.write_buffer = if seed % 2 == 0 { 256 } else { 4 << 20 };
                 cfg.opts.lazy_open = seed % 3 == 0;
                 if seed % 4 == 1 {
-                    cfg.writeback = Writeback::Pages {
-                        page: 4096,
-                        tear: PageTear::Powersafe,
-                    };
+                    cfg.writeback = Writeback::Pages { page: 4096 };
                 }
             })
         })

@@ -262,7 +262,7 @@ fn both_header_slots_bad_refuses_to_start_instead_of_resetting_the_term() {
     drop(w);
     let header = dir().join("HEADER");
     fs.flip_bit(&header, 30, 0).unwrap();
-    fs.flip_bit(&header, 512 + 30, 0).unwrap();
+    fs.flip_bit(&header, 4096 + 30, 0).unwrap();
     let err = open_err(&fs, "must refuse");
     assert!(err.is_corruption(), "{err}");
 }
@@ -430,7 +430,7 @@ fn bad_input_is_a_clear_error_never_a_panic() {
     );
 
     // A header that is not ours.
-    let fs2 = fs_with_header(&[0x42; 1024]);
+    let fs2 = fs_with_header(&[0x42; 8192]);
     let err = open_err(&fs2, "foreign header must be refused");
     assert!(err.is_corruption(), "{err}");
 }

@@ -64,6 +64,23 @@ pub enum Error {
         /// Why slot B is invalid.
         slot_b: String,
     },
+    /// The newest header slot is damaged or unreadable, and the log holds a record written
+    /// after that slot's update had returned: falling back to the older slot would silently
+    /// lose an acknowledged term or vote (a Raft node could then vote twice in one term).
+    #[error(
+        "{path}: header slot {slot} is damaged ({reason}), but {evidence}; refusing to fall \
+         back to the older slot's term and vote"
+    )]
+    HeaderRolledBack {
+        /// The header file.
+        path: PathBuf,
+        /// The damaged slot.
+        slot: u32,
+        /// What is wrong with it.
+        reason: String,
+        /// The record that proves the damaged slot held acknowledged state.
+        evidence: String,
+    },
     /// An append whose first index is not `last_index + 1`, entries that are not contiguous,
     /// or terms that go backwards.
     #[error("invalid append: {reason}")]
@@ -99,6 +116,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An internal invariant of the WAL does not hold: a bug in raftwal, not damage on disk
+    /// nor misuse of the API. Please report it.
+    #[error("internal error (a bug in raftwal): {reason}")]
+    Internal {
+        /// What does not hold.
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -132,7 +156,10 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(
             self,
-            Error::Corrupt { .. } | Error::NotAWalFile { .. } | Error::HeaderLost { .. }
+            Error::Corrupt { .. }
+                | Error::NotAWalFile { .. }
+                | Error::HeaderLost { .. }
+                | Error::HeaderRolledBack { .. }
         )
     }
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::header::{decode_slot, Slot, FILE_LEN, HEADER_FILE, SLOT_LEN};
+use crate::header::{Slot, HEADER_FILE};
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::recovery::{self, Outcome};
 use crate::types::{HardState, RecoveryMode, SnapshotMeta};
@@ -115,23 +115,16 @@ impl Inspection {
 /// foreign file) are returned as `Err`; corruption found in the log is a [`Finding`].
 pub fn inspect<V: Vfs>(vfs: &V, dir: &Path) -> Result<Inspection> {
     let mut slots = Vec::new();
-    let header_path = dir.join(HEADER_FILE);
-    if let Ok(f) = vfs.open(&header_path, OpenMode::Read) {
-        let len = f.len().map_err(|e| Error::io("stat", &header_path, e))? as usize;
-        let mut bytes = vec![0u8; len.min(FILE_LEN)];
-        f.read_exact_at(&mut bytes, 0)
-            .map_err(|e| Error::io("read", &header_path, e))?;
-        bytes.resize(FILE_LEN, 0);
-        for slot in 0..2u32 {
-            let at = slot as usize * SLOT_LEN;
-            let s = decode_slot(slot, &bytes[at..at + SLOT_LEN]);
-            let (status, fields) = match &s {
+    if let Some(found) = crate::header::read_slots_at(vfs, dir)? {
+        for (i, s) in found.slots.iter().enumerate() {
+            let slot = i as u32;
+            let (status, fields) = match s {
                 Slot::Valid { seq, state } => (
                     format!("valid, sequence {seq}"),
                     Some((*seq, state.hard, state.base, state.has_snapshot)),
                 ),
                 Slot::Empty => ("never written".to_string(), None),
-                Slot::Foreign(r) | Slot::Damaged(r) => (r.clone(), None),
+                other => (other.describe(slot, found.layout), None),
             };
             slots.push(SlotReport {
                 slot,
@@ -181,7 +174,17 @@ pub fn inspect<V: Vfs>(vfs: &V, dir: &Path) -> Result<Inspection> {
             index: None,
             reason: reason.clone(),
         });
+    let rollback = scan
+        .rollback
+        .as_ref()
+        .map(|(slot, reason, evidence)| Finding::Corrupt {
+            path: dir.join(HEADER_FILE),
+            offset: u64::from(*slot) * crate::header::SLOT_STRIDE as u64,
+            index: None,
+            reason: format!("header slot {slot} is damaged ({reason}), but {evidence}"),
+        });
     let finding = match &scan.outcome {
+        _ if rollback.is_some() => rollback.unwrap_or(Finding::Clean),
         Outcome::Clean | Outcome::Torn { .. } if cut_damage.is_some() => {
             cut_damage.unwrap_or(Finding::Clean)
         }
@@ -233,7 +236,7 @@ pub fn read_entries<V: Vfs>(vfs: &V, dir: &Path, lo: u64, hi: u64) -> Result<Vec
         let from = lo.max(s.first_index).max(base.index + 1);
         let to = hi.min(s.first_index + s.len());
         for i in from..to {
-            out.push(s.read_entry_pread(i)?);
+            out.push(s.read_entry(i, &[])?);
         }
     }
     Ok(out)

@@ -1,8 +1,8 @@
 //! The I/O seam: every file-system call the WAL makes goes through [`Vfs`] and [`VfsFile`].
 //!
 //! Two implementations exist: [`StdVfs`] here (real files, `pread`/`pwrite`, `fdatasync`,
-//! `fallocate`, `flock`, mmap for sealed segments) and the in-memory power-loss file system of
-//! the `fault-inject` crate. The WAL is generic over `V: Vfs` (static dispatch), so the real
+//! `fallocate`, `flock`) and the in-memory power-loss file system of the `fault-inject`
+//! crate. The WAL is generic over `V: Vfs` (static dispatch), so the real
 //! path pays nothing for the seam.
 //!
 //! Durability contract the WAL relies on, and which every implementation must model:
@@ -14,13 +14,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use fs2::FileExt as _;
-
-use crate::mmap::MappedRegion;
 
 /// How [`Vfs::open`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,9 +66,6 @@ pub trait Vfs: Clone + Send + Sync + 'static {
 /// An open file with positional I/O.
 #[allow(clippy::len_without_is_empty)] // a file's length, not a collection's
 pub trait VfsFile: Send + Sync {
-    /// A read-only view of a file prefix (an mmap for real files).
-    type Map: Deref<Target = [u8]> + Send + Sync;
-
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at EOF).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Writes all of `buf` at `offset`, extending the file if needed. Not durable until synced.
@@ -87,8 +81,6 @@ pub trait VfsFile: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
     /// `fsync`: makes data and all metadata durable.
     fn sync_all(&self) -> io::Result<()>;
-    /// A read-only view of bytes `[0, len)`; `len` must not exceed the file's length.
-    fn map(&self, len: u64) -> io::Result<Self::Map>;
 
     /// Reads exactly `buf.len()` bytes at `offset`, or fails with
     /// [`io::ErrorKind::UnexpectedEof`].
@@ -169,7 +161,7 @@ pub(crate) fn remove_if_present<V: Vfs>(vfs: &V, path: &Path) -> crate::Result<(
     }
 }
 
-/// The real file system (`std::fs`, `fs2`, `memmap2`).
+/// The real file system (`std::fs`, `fs2`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdVfs;
 
@@ -253,8 +245,6 @@ impl Vfs for StdVfs {
 }
 
 impl VfsFile for StdFile {
-    type Map = MappedRegion;
-
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.file.read_at(buf, offset)
     }
@@ -285,10 +275,6 @@ impl VfsFile for StdFile {
     fn sync_all(&self) -> io::Result<()> {
         self.file.sync_all()
     }
-
-    fn map(&self, len: u64) -> io::Result<MappedRegion> {
-        MappedRegion::map(&self.file, len)
-    }
 }
 
 #[cfg(test)]
@@ -305,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn allocate_extends_with_zeros_and_map_sees_writes() {
+    fn allocate_extends_with_zeros_and_reads_see_writes() {
         let dir = tempfile::tempdir().unwrap();
         let vfs = StdVfs;
         let f = vfs
@@ -314,8 +300,9 @@ mod tests {
         f.write_all_at(b"abc", 0).unwrap();
         f.allocate(4096).unwrap();
         assert_eq!(f.len().unwrap(), 4096);
-        let m = f.map(8).unwrap();
-        assert_eq!(&m[..], b"abc\0\0\0\0\0");
+        let mut head = [0u8; 8];
+        f.read_exact_at(&mut head, 0).unwrap();
+        assert_eq!(&head, b"abc\0\0\0\0\0");
         let mut buf = [0u8; 2];
         f.read_exact_at(&mut buf, 1).unwrap();
         assert_eq!(&buf, b"bc");

@@ -31,7 +31,7 @@
 //! The byte layout, the fsync order of every operation and the argument for why recovery is
 //! correct are in `docs/FORMAT.md` of the repository.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
@@ -40,8 +40,7 @@ pub mod group_commit;
 mod header;
 pub mod inspect;
 pub mod io;
-#[allow(unsafe_code)]
-mod mmap;
+mod reader;
 mod recovery;
 mod segment;
 mod snapshot;
@@ -51,7 +50,6 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use io::{OpenMode, StdVfs, Vfs, VfsFile};
-pub use mmap::MappedRegion;
 pub use types::{
     Entry, HardState, Options, RecoveryMode, RecoveryReport, SegmentPrepare, SnapshotMeta, Stats,
 };

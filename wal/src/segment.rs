@@ -1,23 +1,28 @@
 //! A segment file `<first-index>.wal` and its in-memory index.
 //!
-//! File layout: a 64-byte segment header (see `format::seg`) padded with zeros to 4 KiB, then
-//! record frames (see `format::rec`) from offset 4096, then zeros up to the preallocated size. A segment is created under
-//! `<name>.tmp` with its header written, preallocated and synced, then renamed into place and
-//! the directory synced — so every `<first-index>.wal` has a durable, valid header.
+//! File layout: a 64-byte segment header (see `format::seg`) padded with zeros to 4 KiB,
+//! then record frames (see `format::rec`) from offset 4096, then zeros up to the
+//! preallocated size. A segment is created under `<name>.tmp` with its header written,
+//! preallocated and synced, then renamed into place and the directory synced — so every
+//! `<first-index>.wal` has a durable, valid header.
 //!
 //! The in-memory index costs 4 bytes per entry (the record's offset, `u32`) plus 16 bytes per
 //! run of equal terms. A sealed segment that open did not scan (`Options::lazy_open`) builds
 //! its index, verifying every record, the first time it is read ([`Segment::index`]).
+//! Records are read with positional reads (`pread`), never through a memory map, so a media
+//! error is an `Error::Io`.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_frame, encode_segment_header, rec, seg, segment_identity, segment_name, Frame,
-    RecordHeader, TMP_SUFFIX,
+    check_header, check_payload, decode_frame, encode_segment_header, rec, seg, segment_identity,
+    segment_name, Frame, HeaderCheck, RecordFormat, TMP_SUFFIX,
 };
+use crate::header::Fence;
 use crate::io::{OpenMode, Vfs, VfsFile};
+use crate::reader::{Rule, Window};
 use crate::types::Entry;
 
 /// One segment file and the index of its entries.
@@ -27,20 +32,20 @@ pub(crate) struct Segment<F: VfsFile> {
     pub(crate) seq: u64,
     pub(crate) first_index: u64,
     pub(crate) first_group: u64,
+    /// Record layout (format 2 segments are read only: appends go to a new segment).
+    pub(crate) format: RecordFormat,
     /// CRC state binding this segment's identity into each record checksum.
     pub(crate) identity: crc32fast::Hasher,
     /// The entries' index: set from the start for a segment open scanned or that was
     /// created since, built on first use for a sealed segment a lazy open skipped.
     index: OnceLock<Index>,
-    /// Entries of a segment whose index is not built yet (from the file names: the next
-    /// segment's first index minus this one's).
-    unindexed_len: u64,
+    /// For a segment whose index is not built yet: its entries (from the file names: the
+    /// next segment's first index minus this one's) and the fence to build it under.
+    unindexed: (u64, Fence),
     /// Bytes of the file holding written frames (the end of the last record written).
     pub(crate) written: u64,
     /// Written since the last fdatasync of this file.
     pub(crate) dirty: bool,
-    /// Read view of a sealed segment, taken on first read.
-    pub(crate) map: OnceLock<F::Map>,
 }
 
 /// Where each entry's record is and what term it has.
@@ -134,22 +139,16 @@ impl<F: VfsFile> Segment<F> {
             .map_err(|e| Error::io("rename", from, e))?;
         vfs.sync_dir(dir)
             .map_err(|e| Error::io("fsync dir", dir, e))?;
-        Ok(Self::from_parts(
-            path,
-            file,
-            seq,
-            first_index,
-            first_group,
-            seg::DATA_START as u64,
-        ))
+        let header = (seq, first_index, first_group, RecordFormat::V3);
+        Ok(Self::from_parts(path, file, header, seg::DATA_START as u64))
     }
 
+    /// A segment from its file and decoded header `(seq, first index, first group,
+    /// format)`, with an empty index and `written` bytes of frames.
     pub(crate) fn from_parts(
         path: PathBuf,
         file: F,
-        seq: u64,
-        first_index: u64,
-        first_group: u64,
+        (seq, first_index, first_group, format): (u64, u64, u64, RecordFormat),
         written: u64,
     ) -> Self {
         Segment {
@@ -158,21 +157,26 @@ impl<F: VfsFile> Segment<F> {
             seq,
             first_index,
             first_group,
+            format,
             identity: segment_identity(seq, first_index),
             index: OnceLock::from(Index::default()),
-            unindexed_len: 0,
+            unindexed: (0, Fence::default()),
             written,
             dirty: false,
-            map: OnceLock::new(),
         }
     }
 
+    /// Whether appends may go into this segment (one in the current format).
+    pub(crate) fn appendable(&self) -> bool {
+        self.format == RecordFormat::V3
+    }
+
     /// Drops the index of a sealed segment of `entries` entries that a lazy open did not
-    /// read (`file_len`: its length, the extent of the read view): it is built, and every
-    /// record verified, on first use ([`Segment::index`]).
-    pub(crate) fn unindex(&mut self, entries: u64, file_len: u64) {
+    /// read (`file_len`: its length): it is built under `fence`, and every record verified,
+    /// on first use ([`Segment::index`]).
+    pub(crate) fn unindex(&mut self, entries: u64, file_len: u64, fence: Fence) {
         self.index = OnceLock::new();
-        self.unindexed_len = entries;
+        self.unindexed = (entries, fence);
         self.written = file_len;
     }
 
@@ -180,13 +184,13 @@ impl<F: VfsFile> Segment<F> {
     pub(crate) fn len(&self) -> u64 {
         self.index
             .get()
-            .map_or(self.unindexed_len, |ix| ix.offsets.len() as u64)
+            .map_or(self.unindexed.0, |ix| ix.offsets.len() as u64)
     }
 
     /// The index, built on first use for a segment a lazy open skipped: every record is read
-    /// and verified (checksum bound to this segment and index; consecutive indexes from
+    /// and verified (checksums bound to this segment and index; consecutive indexes from
     /// `first_index` to the entry before the next segment; terms and sync groups never
-    /// going backwards; nothing but zeros after the last one). Any failure is
+    /// going backwards; none voided by the fence). Any failure is
     /// [`Error::Corrupt`] naming the file and offset: such a segment lies before a segment
     /// holding a later sync group, so all of it was synced.
     pub(crate) fn index(&self) -> Result<&Index> {
@@ -199,86 +203,55 @@ impl<F: VfsFile> Segment<F> {
 
     fn index_mut(&mut self) -> Result<&mut Index> {
         self.index()?;
-        self.index.get_mut().ok_or_else(|| {
-            Error::corrupt(
-                &self.path,
-                0,
-                None,
-                "segment index missing after it was built",
-            )
+        self.index.get_mut().ok_or_else(|| Error::Internal {
+            reason: format!(
+                "{}: segment index missing after it was built",
+                self.path.display()
+            ),
         })
     }
 
-    /// The read view of the whole file (a sealed segment's), mapped on first use.
-    pub(crate) fn mapped(&self) -> Result<&F::Map> {
-        if let Some(m) = self.map.get() {
-            return Ok(m);
-        }
-        let m = self
-            .file
-            .map(self.written)
-            .map_err(|e| Error::io("map", &self.path, e))?;
-        Ok(self.map.get_or_init(|| m))
-    }
-
     fn build_index(&self) -> Result<Index> {
-        let buf: &[u8] = self.mapped()?;
+        let (entries, fence) = self.unindexed;
+        let mut w = Window::new(&self.file, &self.path, self.written);
         let mut ix = Index::default();
-        let mut off = seg::DATA_START;
-        let (mut term, mut group) = (0u64, self.first_group);
-        let next_first = self.first_index + self.unindexed_len;
-        let mut expected = self.first_index;
-        let bad = |off: usize, index: Option<u64>, reason: String| {
-            Err(Error::corrupt(&self.path, off as u64, index, reason))
+        let mut off = seg::DATA_START as u64;
+        let next_first = self.first_index.saturating_add(entries);
+        let mut rule = Rule {
+            expected: self.first_index,
+            term: 0,
+            group: self.first_group,
+            fence,
         };
-        while expected < next_first {
-            match decode_frame(buf, off, &self.identity) {
+        let bad = |off: u64, index: Option<u64>, reason: String| {
+            Err(Error::corrupt(&self.path, off, index, reason))
+        };
+        while rule.expected < next_first {
+            match w.frame_at(off, self.format, &self.identity)? {
                 Frame::Record { header: h, end } => {
-                    if h.index != expected {
-                        return bad(
-                            off,
-                            Some(expected),
-                            format!(
-                                "record holds index {} where {expected} was expected",
-                                h.index
-                            ),
-                        );
+                    if let Some(reason) = rule.reject(&h) {
+                        return bad(off, Some(rule.expected), reason);
                     }
-                    if h.term < term || h.group < group {
-                        return bad(
-                            off,
-                            Some(expected),
-                            "term or sync group goes backwards".into(),
-                        );
-                    }
-                    (term, group) = (h.term, h.group);
-                    ix.push(h.index, h.term, off as u64);
-                    expected += 1;
-                    off = end;
+                    rule.accept(&h);
+                    ix.push(h.index, h.term, off);
+                    off = end as u64;
                 }
                 Frame::Zero => {
                     return bad(
                         off,
-                        Some(expected),
+                        Some(rule.expected),
                         format!(
-                            "the segment ends before entry {expected}; \
-                             the next segment starts at {next_first}"
+                            "the segment ends before entry {}; the next segment starts at \
+                             {next_first}",
+                            rule.expected
                         ),
                     )
                 }
-                Frame::Bad(reason) => return bad(off, Some(expected), reason),
+                Frame::Bad(reason) => return bad(off, Some(rule.expected), reason),
             }
         }
-        if !matches!(decode_frame(buf, off, &self.identity), Frame::Zero)
-            || !crate::format::all_zero(&buf[off.min(buf.len())..])
-        {
-            return bad(
-                off,
-                Some(next_first),
-                "bytes after the segment's last entry are not zeros".into(),
-            );
-        }
-        ix.data_end = Some(off as u64);
+        // What follows the last entry is not read: the next segment holds the next one.
+        ix.data_end = Some(off);
         Ok(ix)
     }
 
@@ -296,11 +269,11 @@ impl<F: VfsFile> Segment<F> {
 
     /// Index of the last entry, or `first_index - 1` when empty.
     pub(crate) fn last_index(&self) -> u64 {
-        self.first_index + self.len() - 1
+        (self.first_index + self.len()).saturating_sub(1)
     }
 
     pub(crate) fn contains(&self, index: u64) -> bool {
-        index >= self.first_index && index < self.first_index + self.len()
+        index >= self.first_index && index - self.first_index < self.len()
     }
 
     /// Records that entry `index` with `term` starts at `offset`.
@@ -361,64 +334,78 @@ impl<F: VfsFile> Segment<F> {
         Ok(())
     }
 
-    /// Decodes and verifies the record of entry `index` from `bytes`, which start at file
-    /// offset `base`.
-    pub(crate) fn decode_entry(&self, index: u64, bytes: &[u8], base: u64) -> Result<Entry> {
+    /// Reads and verifies entry `index`: from `pending` (the write buffer, holding the bytes
+    /// from file offset `written` on) if it is not written yet, else from the file.
+    pub(crate) fn read_entry(&self, index: u64, pending: &[u8]) -> Result<Entry> {
         let offset = self.offset_of(index)?.ok_or_else(|| {
             Error::corrupt(&self.path, 0, Some(index), "index not in this segment")
         })?;
-        let at = (offset - base) as usize;
-        match decode_frame(bytes, at, &self.identity) {
-            Frame::Record { header, .. } if header.index == index => {
-                let start = at + rec::HEADER_LEN;
-                Ok(Entry {
-                    index,
-                    term: header.term,
-                    data: bytes[start..start + header.len as usize].to_vec(),
-                })
-            }
-            Frame::Record { header, .. } => Err(Error::corrupt(
-                &self.path,
-                offset,
-                Some(index),
-                format!(
-                    "record holds index {} where {index} was expected",
-                    header.index
-                ),
-            )),
-            Frame::Zero => Err(Error::corrupt(
-                &self.path,
-                offset,
-                Some(index),
-                "record header reads back as zeros",
-            )),
-            Frame::Bad(reason) => Err(Error::corrupt(&self.path, offset, Some(index), reason)),
+        if offset >= self.written {
+            let at = (offset - self.written) as usize;
+            return match decode_frame(self.format, pending, at, &self.identity) {
+                Frame::Record { header, .. } if header.index == index => {
+                    let start = at + self.format.header_len();
+                    Ok(self.entry(
+                        index,
+                        header.term,
+                        &pending[start..start + header.len as usize],
+                    ))
+                }
+                _ => Err(Error::Internal {
+                    reason: format!("buffered record of entry {index} does not decode"),
+                }),
+            };
+        }
+        self.read_record(index, offset)
+    }
+
+    fn entry(&self, index: u64, term: u64, data: &[u8]) -> Entry {
+        Entry {
+            index,
+            term,
+            data: data.to_vec(),
         }
     }
 
-    /// Reads entry `index` from the file (pread of header, then payload).
-    pub(crate) fn read_entry_pread(&self, index: u64) -> Result<Entry> {
-        let offset = self.offset_of(index)?.ok_or_else(|| {
-            Error::corrupt(&self.path, 0, Some(index), "index not in this segment")
-        })?;
+    /// Reads the record of entry `index` at `offset` with two positional reads (header,
+    /// then the payload straight into the entry's buffer) and verifies it.
+    fn read_record(&self, index: u64, offset: u64) -> Result<Entry> {
+        let hl = self.format.header_len();
         let mut head = [0u8; rec::HEADER_LEN];
+        let head = &mut head[..hl];
         self.file
-            .read_exact_at(&mut head, offset)
+            .read_exact_at(head, offset)
             .map_err(|e| Error::io("read", &self.path, e))?;
-        let len = RecordHeader::decode(&head).len as usize;
-        if len > rec::MAX_PAYLOAD || offset + (rec::HEADER_LEN + len) as u64 > self.written {
-            return Err(Error::corrupt(
-                &self.path,
-                offset,
-                Some(index),
-                format!("record length {len} runs past the written data"),
-            ));
+        let bad = |reason: String| Error::corrupt(&self.path, offset, Some(index), reason);
+        let h = match check_header(self.format, head, &self.identity) {
+            HeaderCheck::Verified(h) | HeaderCheck::Unverified(h) => h,
+            HeaderCheck::Zero => return Err(bad("record header is zeros".into())),
+            HeaderCheck::Bad(reason) => return Err(bad(reason)),
+        };
+        let len = h.len as usize;
+        let end = offset
+            .saturating_add(hl as u64)
+            .saturating_add(u64::from(h.len));
+        if len > rec::MAX_PAYLOAD || end > self.written {
+            return Err(bad(format!(
+                "record length {len} runs past the written data"
+            )));
         }
-        let mut buf = vec![0u8; rec::HEADER_LEN + len];
-        buf[..rec::HEADER_LEN].copy_from_slice(&head);
+        if h.index != index {
+            return Err(bad(format!(
+                "record holds index {} where {index} was expected",
+                h.index
+            )));
+        }
+        let mut data = vec![0u8; len];
         self.file
-            .read_exact_at(&mut buf[rec::HEADER_LEN..], offset + rec::HEADER_LEN as u64)
+            .read_exact_at(&mut data, offset + hl as u64)
             .map_err(|e| Error::io("read", &self.path, e))?;
-        self.decode_entry(index, &buf, offset)
+        check_payload(self.format, head, &data, &self.identity).map_err(bad)?;
+        Ok(Entry {
+            index,
+            term: h.term,
+            data,
+        })
     }
 }

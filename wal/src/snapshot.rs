@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::error::{Error, Result};
-use crate::format::{snapshot_name, FORMAT_VERSION, TMP_SUFFIX};
+use crate::format::{snapshot_name, FORMAT_VERSION, PREVIOUS_VERSION, TMP_SUFFIX};
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::types::SnapshotMeta;
 
@@ -96,15 +96,55 @@ pub(crate) fn read_header<V: Vfs>(vfs: &V, path: &Path) -> Result<(SnapshotMeta,
     file.read_exact_at(&mut h, 0)
         .map_err(|e| Error::io("read", path, e))?;
     let (meta, data_len, _) = decode_header(path, &h)?;
-    if len < HEADER_LEN as u64 + data_len {
+    if (HEADER_LEN as u64).checked_add(data_len) != Some(len) {
         return Err(Error::corrupt(
             path,
             len,
             Some(meta.index),
-            format!("snapshot file ends before its {data_len} bytes of data"),
+            format!(
+                "snapshot file is {len} bytes, its header says {data_len} bytes of data after \
+                 {HEADER_LEN}"
+            ),
         ));
     }
     Ok((meta, data_len))
+}
+
+/// Verifies a snapshot file's data checksum, reading it in windows (memory bounded whatever
+/// its size).
+pub(crate) fn verify<V: Vfs>(vfs: &V, path: &Path) -> Result<()> {
+    let (meta, data_len) = read_header(vfs, path)?;
+    let file = vfs
+        .open(path, OpenMode::Read)
+        .map_err(|e| Error::io("open", path, e))?;
+    let mut h = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut h, 0)
+        .map_err(|e| Error::io("read", path, e))?;
+    let (_, _, stored) = decode_header(path, &h)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&meta.index.to_le_bytes());
+    crc.update(&meta.term.to_le_bytes());
+    let mut buf = vec![0u8; (crate::reader::WINDOW as u64).min(data_len) as usize];
+    let mut at = 0u64;
+    while at < data_len {
+        let n = (data_len - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], HEADER_LEN as u64 + at)
+            .map_err(|e| Error::io("read", path, e))?;
+        crc.update(&buf[..n]);
+        at += n as u64;
+    }
+    let computed = crc.finalize();
+    if computed != stored {
+        return Err(Error::corrupt(
+            path,
+            HEADER_LEN as u64,
+            Some(meta.index),
+            format!(
+                "snapshot data checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn decode_header(path: &Path, h: &[u8]) -> Result<(SnapshotMeta, u64, u32)> {
@@ -127,12 +167,12 @@ fn decode_header(path: &Path, h: &[u8]) -> Result<(SnapshotMeta, u64, u32)> {
         ));
     }
     let version = LE::read_u32(&h[OFF_VERSION..]);
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != PREVIOUS_VERSION {
         return Err(Error::NotAWalFile {
             path: path.to_owned(),
             reason: format!(
                 "snapshot format version {version} at offset {OFF_VERSION}, this build reads \
-                 {FORMAT_VERSION}"
+                 {PREVIOUS_VERSION} and {FORMAT_VERSION}"
             ),
         });
     }
@@ -161,7 +201,15 @@ pub(crate) fn read<V: Vfs>(vfs: &V, path: &Path) -> Result<(SnapshotMeta, Vec<u8
             "snapshot file shorter than its header",
         ));
     }
-    let mut bytes = vec![0u8; len as usize];
+    let len = usize::try_from(len).map_err(|_| {
+        Error::corrupt(
+            path,
+            0,
+            None,
+            format!("a snapshot of {len} bytes cannot be read into memory"),
+        )
+    })?;
+    let mut bytes = vec![0u8; len];
     file.read_exact_at(&mut bytes, 0)
         .map_err(|e| Error::io("read", path, e))?;
     let (meta, data_len, crc) = decode_header(path, &bytes[..HEADER_LEN])?;

@@ -179,13 +179,27 @@ impl<V: Vfs> Spare<V> {
             None => {}
         }
         if wanted && !matches!(spare.state, State::Ready) {
-            if fill_now || spare.mode == SegmentPrepare::ZeroFill {
-                spare.fill_inline(true)?;
+            let started = if fill_now || spare.mode == SegmentPrepare::ZeroFill {
+                spare.fill_inline(true)
             } else {
-                spare.start_fill(true)?;
+                spare.start_fill(true)
+            };
+            // A spare is not part of the log: a WAL that cannot prepare one (a full disk)
+            // still opens, serves reads and compacts; the next rotation creates its
+            // segment from scratch, and fails for space only if there still is none.
+            if let Err(e) = started {
+                warn!(error = %e, "no spare segment prepared; the next rotation allocates one");
+                spare.discard_tmp();
+                spare.state = State::Absent;
             }
         }
         Ok(spare)
+    }
+
+    /// Removes a partly prepared spare left by a failed fill (best effort).
+    fn discard_tmp(&self) {
+        let tmp = self.dir.join(format!("{SPARE_FILE}{TMP_SUFFIX}"));
+        let _ = self.vfs.remove(&tmp);
     }
 
     /// The ready spare's path — a running fill is hurried (see the module docs) — or `None`

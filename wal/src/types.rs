@@ -128,6 +128,10 @@ pub struct RecoveryReport {
     pub bytes_scanned: u64,
     /// Bytes of a torn (never acknowledged) tail that were cut.
     pub torn_bytes_truncated: u64,
+    /// Bytes of the last sync group open wrote again and synced, because nothing on disk
+    /// proves them durable (after a failed fsync the page cache may hold data that never
+    /// reached the disk).
+    pub bytes_resecured: u64,
     /// Files removed because they held only state that never became durable or was superseded
     /// (segments past a torn tail, stale snapshots, temporary files).
     pub files_removed: usize,

@@ -6,8 +6,8 @@ use std::time::Instant;
 use tracing::{debug, info, info_span, warn};
 
 use crate::error::{Error, Result};
-use crate::format::{rec, record_crc, record_len, segment_name, RecordHeader};
-use crate::header::{HeaderFile, HeaderState};
+use crate::format::{encode_record, rec, record_len, segment_name, RecordHeader};
+use crate::header::{Fence, HeaderFile, HeaderState};
 use crate::io::{OpenMode, StdVfs, Vfs, VfsFile};
 use crate::recovery;
 use crate::segment::Segment;
@@ -70,16 +70,7 @@ impl<V: Vfs> Wal<V> {
         let span = info_span!("wal_open", dir = %dir.display());
         let _g = span.enter();
         let started = Instant::now();
-        let min_segment = crate::format::seg::DATA_START as u64 + 4096;
-        if opts.segment_size < min_segment {
-            return Err(Error::InvalidArgument {
-                reason: format!(
-                    "segment_size {} is below {min_segment} bytes (a 4 KiB header page and \
-                     4 KiB of records)",
-                    opts.segment_size
-                ),
-            });
-        }
+        check_options(&opts)?;
         let created =
             crate::io::create_dirs(&vfs, &dir).map_err(|e| Error::io("create dir", &dir, e))?;
         let lock = vfs.lock(&dir).map_err(|e| {
@@ -96,27 +87,9 @@ impl<V: Vfs> Wal<V> {
             opts.recovery,
             opts.lazy_open,
         )?;
-        // What the scan read may sit only in the page cache (a handle that failed an fsync
-        // and was dropped without a crash: fsyncgate). Make it durable before acting on it:
-        // rewrite the header it trusts into the other slot, and sync every segment kept.
-        // Segments first: the header's truncation index asserts that entries up to it are
-        // durable, and recovery may set it to the end it keeps.
-        for seg in &scan.segments {
-            seg.file
-                .sync_data()
-                .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
-        }
-        if let Some(h) = scan.header.as_mut() {
-            let mut st = h.state();
-            if let Some(index) = scan.kept_end_index {
-                st.trunc_index = index;
-            }
-            h.update(st)?;
-        }
         let prealloc = opts.preallocate.then_some(opts.segment_size);
-        recovery::repair(&vfs, &dir, &mut scan, prealloc)?;
         let header = match scan.header.take() {
-            Some(h) => h,
+            Some(h) => Self::secure_and_repair(&vfs, &dir, &mut scan, h, prealloc)?,
             None => {
                 let h = HeaderFile::create(&vfs, &dir)?;
                 vfs.sync_dir(&dir)
@@ -125,6 +98,7 @@ impl<V: Vfs> Wal<V> {
                 // directories created above it are durable only once their parents are
                 // synced.
                 crate::io::sync_parents(&vfs, &dir, &created)?;
+                recovery::repair(&vfs, &dir, &mut scan, prealloc)?;
                 info!("created a new WAL");
                 h
             }
@@ -178,7 +152,7 @@ impl<V: Vfs> Wal<V> {
             segments,
             pending: Vec::new(),
             last_record: None,
-            group: scan.max_group + 1,
+            group: scan.fence.group,
             group_started: false,
             next_seq: scan.max_seq + 1,
             last_index,
@@ -187,6 +161,44 @@ impl<V: Vfs> Wal<V> {
             stats: Stats::default(),
             report,
         })
+    }
+
+    /// Recovery's writing half, for a directory that has a header: refuse a header rollback
+    /// the log disproves; make what the scan accepted durable (the fsyncgate defence: the
+    /// page cache may hold data a failed fsync never wrote); record the state open keeps in
+    /// the header (the fence past its end, the segment sequence high-water mark), in the
+    /// current layout; then cut the torn tail and remove stale files.
+    fn secure_and_repair(
+        vfs: &V,
+        dir: &Path,
+        scan: &mut recovery::Scan<V::File>,
+        mut header: HeaderFile<V::File>,
+        prealloc: Option<u64>,
+    ) -> Result<HeaderFile<V::File>> {
+        if let Some((slot, reason, evidence)) = scan.rollback.take() {
+            return Err(Error::HeaderRolledBack {
+                path: header.path().to_owned(),
+                slot,
+                reason,
+                evidence,
+            });
+        }
+        scan.report.bytes_resecured = recovery::secure(scan)?;
+        let st = HeaderState {
+            fence: scan.fence,
+            seq_hwm: scan.max_seq,
+            ..header.state()
+        };
+        if header.needs_rewrite() {
+            header.rewrite(vfs, dir, st)?;
+            vfs.sync_dir(dir)
+                .map_err(|e| Error::io("fsync dir", dir, e))?;
+            info!("header rewritten in the current layout");
+        } else {
+            header.update(st)?;
+        }
+        recovery::repair(vfs, dir, scan, prealloc)?;
+        Ok(header)
     }
 
     /// The directory.
@@ -359,6 +371,7 @@ impl<V: Vfs> Wal<V> {
                 let end = s.written + self.pending.len() as u64;
                 (s.len() > 0 && end + bytes > self.opts.segment_size)
                     || s.first_index + s.len() != first.index
+                    || !s.appendable()
             }
         };
         if rotate {
@@ -371,35 +384,25 @@ impl<V: Vfs> Wal<V> {
             });
         }
         let group = self.group;
+        let header_seq = self.header.seq() as u32;
         let last = entries.len() - 1;
         let pending = &mut self.pending;
-        let seg = self
-            .segments
-            .last_mut()
-            .ok_or_else(|| Error::InvalidArgument {
-                reason: "no active segment".into(),
-            })?;
+        let seg = self.segments.last_mut().ok_or_else(|| Error::Internal {
+            reason: "no active segment after a rotation".into(),
+        })?;
         for (i, e) in entries.iter().enumerate() {
             let start = pending.len();
             let header = RecordHeader {
-                crc: 0,
                 len: e.data.len() as u32,
                 index: e.index,
                 term: e.term,
                 group,
                 batch_end: i == last,
                 group_start: !self.group_started,
+                header_seq,
             };
             self.group_started = true;
-            pending.extend_from_slice(&[0u8; rec::HEADER_LEN]);
-            header.encode(&mut pending[start..start + rec::HEADER_LEN]);
-            pending.extend_from_slice(&e.data);
-            let crc = record_crc(
-                &seg.identity,
-                &pending[start + 4..start + rec::HEADER_LEN + e.data.len()],
-            );
-            pending[start..start + 4].copy_from_slice(&crc.to_le_bytes());
-            pending.resize(start + record_len(e.data.len()), 0);
+            encode_record(pending, &seg.identity, &header, &e.data);
             seg.push(e.index, e.term, seg.written + start as u64);
             self.last_record = Some(start);
         }
@@ -451,21 +454,13 @@ impl<V: Vfs> Wal<V> {
         self.sync()
     }
 
-    /// Reads one entry, verifying its checksum.
+    /// Reads one entry, verifying its checksums.
     pub fn entry(&self, index: u64) -> Result<Entry> {
         self.check_range(index)?;
         let n = self.segments.len();
         let si = self.segment_pos(index).ok_or_else(|| self.missing(index))?;
-        let seg = &self.segments[si];
-        let offset = seg.offset_of(index)?.ok_or_else(|| self.missing(index))?;
-        if si + 1 == n {
-            if offset >= seg.written {
-                // Still in the write buffer.
-                return seg.decode_entry(index, &self.pending, seg.written);
-            }
-            return seg.read_entry_pread(index);
-        }
-        seg.decode_entry(index, seg.mapped()?, 0)
+        let pending: &[u8] = if si + 1 == n { &self.pending } else { &[] };
+        self.segments[si].read_entry(index, pending)
     }
 
     /// Reads entries `[lo, hi)`, each verified.
@@ -514,7 +509,13 @@ impl<V: Vfs> Wal<V> {
         // kept part of that batch as complete, not as a torn write.
         let cur = self.header.state();
         self.update_header(HeaderState {
-            trunc_index: from - 1,
+            // Entries up to `from - 1` are durable (synced above); every record past it
+            // was written in a group below the current one, every record written from now
+            // on will carry the current one or later.
+            fence: Fence {
+                index: from - 1,
+                group: self.group,
+            },
             ..cur
         })?;
         while let Some(seg) = self.segments.last() {
@@ -534,7 +535,6 @@ impl<V: Vfs> Wal<V> {
         } else {
             seg.offset_of(from)?.unwrap_or(seg.written)
         };
-        seg.map = std::sync::OnceLock::new();
         seg.forget_from(from)?;
         seg.written = cut;
         let r = seg
@@ -586,8 +586,15 @@ impl<V: Vfs> Wal<V> {
     fn move_base(&mut self, meta: SnapshotMeta, snapshot: Option<PathBuf>) -> Result<()> {
         let span = info_span!("compact", index = meta.index, term = meta.term);
         let _g = span.enter();
-        let keeps_suffix =
-            self.last_index >= meta.index && self.term(meta.index).is_ok_and(|t| t == meta.term);
+        // Only "not in the log" means the log conflicts with the snapshot: an entry that
+        // cannot be read (a lazily deferred segment found damaged) must surface, never be
+        // taken for a conflict that truncates a healthy log.
+        let keeps_suffix = self.last_index >= meta.index
+            && match self.term(meta.index) {
+                Ok(t) => t == meta.term,
+                Err(Error::Compacted { .. } | Error::Unavailable { .. }) => false,
+                Err(e) => return Err(e),
+            };
         if !keeps_suffix && self.last_index > meta.index.max(self.snapshot_meta().index) {
             // The log conflicts with the snapshot: drop it durably first.
             let from = meta.index.max(self.snapshot_meta().index + 1);
@@ -642,6 +649,12 @@ impl<V: Vfs> Wal<V> {
     }
 
     fn update_header(&mut self, st: HeaderState) -> Result<()> {
+        // Every header update carries the highest segment sequence used so far, so that no
+        // later segment reuses the identity of one removed after it.
+        let st = HeaderState {
+            seq_hwm: st.seq_hwm.max(self.next_seq.saturating_sub(1)),
+            ..st
+        };
         let r = self.header.update(st);
         self.stats.header_updates += 1;
         self.stats.file_syncs += 1;
@@ -796,6 +809,31 @@ impl<V: Vfs> Wal<V> {
             "index within the log's range has no record (internal index inconsistency)",
         )
     }
+}
+
+/// Refuses options the log cannot keep to.
+fn check_options(opts: &Options) -> Result<()> {
+    let min_segment = crate::format::seg::DATA_START as u64 + 4096;
+    if opts.segment_size < min_segment {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "segment_size {} is below {min_segment} bytes (a 4 KiB header page and 4 KiB \
+                 of records)",
+                opts.segment_size
+            ),
+        });
+    }
+    let max_segment = u64::from(u32::MAX);
+    if opts.segment_size > max_segment {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "segment_size {} is above {max_segment} bytes: record offsets within a \
+                 segment are 32-bit",
+                opts.segment_size
+            ),
+        });
+    }
+    Ok(())
 }
 
 impl<V: Vfs> std::fmt::Debug for Wal<V> {

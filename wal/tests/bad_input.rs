@@ -112,7 +112,7 @@ fn a_header_of_another_format_version() {
     let path = dir.path().join("HEADER");
     let mut b = std::fs::read(&path).unwrap();
     for slot in 0..2u32 {
-        let s = &mut b[slot as usize * 512..(slot as usize + 1) * 512];
+        let s = &mut b[slot as usize * 4096..slot as usize * 4096 + 512];
         s[8..12].copy_from_slice(&99u32.to_le_bytes());
         let mut h = crc32fast::Hasher::new();
         h.update(&slot.to_le_bytes());
@@ -273,7 +273,7 @@ fn a_header_whose_base_is_the_largest_index() {
     let path = dir.path().join("HEADER");
     let mut b = std::fs::read(&path).unwrap();
     for slot in 0..2u32 {
-        let s = &mut b[slot as usize * 512..(slot as usize + 1) * 512];
+        let s = &mut b[slot as usize * 4096..slot as usize * 4096 + 512];
         s[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
         let mut h = crc32fast::Hasher::new();
         h.update(&slot.to_le_bytes());

@@ -102,6 +102,7 @@ fn many_updates_alternate_slots_and_survive_reopen() {
     assert_eq!(w.hard_state(), hs(101, Some(1)));
     assert_eq!(
         std::fs::metadata(dir.path().join("HEADER")).unwrap().len(),
-        1024
+        8192,
+        "two slots, a 4 KiB page each"
     );
 }

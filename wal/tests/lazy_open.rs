@@ -25,7 +25,7 @@ fn append(w: &mut Wal, n: u64, term: u64, per_batch: u64, all: &mut Vec<Entry>) 
     while next < end {
         let hi = (next + per_batch).min(end);
         let es: Vec<Entry> = (next..hi)
-            .map(|i| ent(i, term, 400 + (i % 7) as usize))
+            .map(|i| ent(i, term, 380 + (i % 7) as usize))
             .collect();
         w.append_sync(&es).unwrap();
         all.extend(es);
@@ -221,7 +221,7 @@ fn damage_in_a_deferred_segment_is_reported_when_it_is_read() {
         .to_string_lossy()
         .parse()
         .unwrap();
-    // Flip a payload byte of the segment's first record (offset 4096 + 32-byte header).
+    // Flip a payload byte of the segment's first record (offset 4096 + 40-byte header).
     let mut bytes = std::fs::read(victim).unwrap();
     bytes[4096 + 40] ^= 0x10;
     std::fs::write(victim, &bytes).unwrap();

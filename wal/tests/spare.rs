@@ -197,7 +197,7 @@ fn background_fill_keeps_pace_with_the_log_and_completes_by_half_full() {
     let mut next = 1u64;
     let mut append = |w: &mut Wal, bytes: u64, all: &mut Vec<Entry>| {
         let n = bytes / 4096;
-        let es: Vec<Entry> = (next..next + n).map(|i| ent(i, 1, 4096 - 32)).collect();
+        let es: Vec<Entry> = (next..next + n).map(|i| ent(i, 1, 4096 - 40)).collect();
         next += n;
         w.append_sync(&es).unwrap();
         all.extend(es);
@@ -244,7 +244,7 @@ fn a_rotation_hurries_a_paced_fill_and_the_new_segment_works() {
     // batch of (almost) a whole segment does not fit beside them: the rotation cannot wait
     // for the fill (it would take until the log was half full) and hurries it.
     let n = (SEG - 4096) / 4096;
-    let big: Vec<Entry> = (2..2 + n).map(|i| ent(i, 1, 4096 - 32)).collect();
+    let big: Vec<Entry> = (2..2 + n).map(|i| ent(i, 1, 4096 - 40)).collect();
     w.append_sync(&big).unwrap();
     all.extend(big);
     let st = w.stats();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wal::io::{StdFile, StdLock};
-use wal::{MappedRegion, OpenMode, StdVfs, Vfs, VfsFile};
+use wal::{OpenMode, StdVfs, Vfs, VfsFile};
 
 /// Counters shared by a `FailingVfs` and its files: the call numbers (from 1) at which the
 /// next file sync / write fails (0 = never).
@@ -64,8 +64,6 @@ impl FailingFile {
 }
 
 impl VfsFile for FailingFile {
-    type Map = MappedRegion;
-
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.inner.read_at(buf, offset)
     }
@@ -98,9 +96,6 @@ impl VfsFile for FailingFile {
             return Err(eio());
         }
         self.inner.sync_all()
-    }
-    fn map(&self, len: u64) -> io::Result<MappedRegion> {
-        self.inner.map(len)
     }
 }
 

@@ -1,0 +1,516 @@
+//! Recovery: rebuild exactly the durable state of a WAL directory.
+//!
+//! The scan is read-only ([`scan`]), in phases: list the directory ([`listing`]), read the
+//! header and choose the snapshot, open the segments ([`segments`]), walk their records in
+//! order ([`walk`]), decide what the first bad position is ([`decide`]), plan the cut. Open
+//! then secures what it accepted ([`secure`]: the fsyncgate defence), records the new state
+//! in the header, and applies the plan ([`repair`]). `inspect` and `verify` reuse the scan
+//! without repairing.
+//!
+//! ## Torn tail or corruption?
+//!
+//! The segments form one stream of records. The scan accepts records while each verifies
+//! (checksums bound to its segment's identity), holds the next index, neither its term nor its
+//! sync group goes backwards, and the header's fence does not void it. At the first position
+//! `P` where that fails, it decides:
+//!
+//! - The records of a sync group (everything one `sync()` wrote) are written only after the
+//!   previous group's fdatasync returned, and the first record of each group carries the
+//!   *group start* bit. So if a verified record header that starts a group lies anywhere
+//!   after `P`, the group holding `P` was synced — possibly acknowledged — and the bad bytes
+//!   at `P` are **corruption of synced data**: open fails naming file, offset and index
+//!   (unless the operator chose [`RecoveryMode::TruncateCorrupt`]). So they are too if the
+//!   index at `P` is at or below the fence index, which is set only once the entries up to
+//!   it are durable.
+//! - Otherwise everything from `P` on belongs to the last sync group, whose fdatasync may
+//!   never have completed: a **torn tail**, whatever the bytes (zeros, garbage, reordered
+//!   sectors). The log is cut at the end of the last complete batch before `P`, and later
+//!   segments are removed.
+//!
+//! Limit: damage confined to the last sync group looks exactly like a torn write of that
+//! group, so it is cut as one (and logged with the entries dropped). Nothing on disk can tell
+//! them apart without a second fdatasync per sync; Raft re-replicates such a tail from the
+//! leader.
+
+pub(crate) mod decide;
+mod listing;
+mod segments;
+mod walk;
+
+use std::path::{Path, PathBuf};
+
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+use crate::format::seg;
+use crate::header::{Fence, HeaderFile, HeaderState};
+use crate::io::{OpenMode, Vfs, VfsFile};
+use crate::reader::{seq_newer, WINDOW};
+use crate::segment::Segment;
+use crate::types::{RecoveryMode, RecoveryReport};
+
+use decide::{decide, Decision, Facts, Pos};
+use walk::{search_after, Walked};
+
+/// Where the stream stopped being valid, and what was decided about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every segment ends cleanly.
+    Clean,
+    /// A torn (never synced) tail starting at `path`:`offset`.
+    Torn {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// Corruption of synced data at `path`:`offset`.
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        index: Option<u64>,
+        reason: String,
+    },
+}
+
+/// The scan of one directory.
+pub(crate) struct Scan<F: VfsFile> {
+    pub(crate) header: Option<HeaderFile<F>>,
+    /// Segments holding the recovered log, after the planned cut, with their index.
+    pub(crate) segments: Vec<Segment<F>>,
+    /// Where to cut: (segment position in `segments`, new end offset), if a cut is needed.
+    pub(crate) cut: Option<(usize, u64)>,
+    pub(crate) outcome: Outcome,
+    /// Files to remove: temporaries, stale segments and snapshots, segments past the cut.
+    pub(crate) remove: Vec<PathBuf>,
+    /// Path of the snapshot file the header points at.
+    pub(crate) snapshot: Option<PathBuf>,
+    /// The fence open records: the last entry kept, and the first sync group new records
+    /// get (above every group found on disk).
+    pub(crate) fence: Fence,
+    /// From here on (segment position, offset) the accepted records are not proven durable
+    /// by the disk: the last sync group (see [`secure`]).
+    pub(crate) unproven_from: Option<Pos>,
+    /// Highest segment sequence number seen anywhere (or recorded in the header).
+    pub(crate) max_seq: u64,
+    /// The newest header slot is damaged and a record proves it had been acknowledged:
+    /// (slot, why it is damaged, the evidence). Open refuses; `inspect` reports it.
+    pub(crate) rollback: Option<(u32, String, String)>,
+    pub(crate) report: RecoveryReport,
+}
+
+/// Scans `dir` read-only. `mode` opens files read-only (inspection) or read-write (open).
+/// With `lazy` (see `Options::lazy_open`), the sealed segments between the first and the
+/// last are accepted unread when that is provably safe, else everything is scanned.
+pub(crate) fn scan<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    mode: OpenMode,
+    recovery: RecoveryMode,
+    lazy: bool,
+) -> Result<Scan<V::File>> {
+    if lazy && recovery == RecoveryMode::Strict {
+        if let Some(scan) = scan_with(vfs, dir, mode, recovery, true)? {
+            return Ok(scan);
+        }
+    }
+    scan_with(vfs, dir, mode, recovery, false)?.ok_or_else(|| Error::Internal {
+        reason: "the full recovery scan declined to decide".into(),
+    })
+}
+
+/// The scan. With `lazy`, segments `1..n-1` are skipped and `None` is returned unless the
+/// shortcut is safe: no damage anywhere scanned, the first segment ends exactly where the
+/// second begins, and the last segment holds an accepted record that starts a sync group
+/// (every record before it, in every earlier segment, was synced before it was written, so
+/// nothing skipped can be a torn tail; damage there can only be corruption, reported when
+/// the segment is first read).
+fn scan_with<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    mode: OpenMode,
+    recovery: RecoveryMode,
+    lazy: bool,
+) -> Result<Option<Scan<V::File>>> {
+    let mut list = listing::list(vfs, dir)?;
+    if lazy && list.segments.len() < 3 {
+        return Ok(None); // nothing between a first and a last segment to skip
+    }
+    let header = listing::open_header(vfs, dir, &list, mode)?;
+    let hstate = header.as_ref().map(|h| h.state()).unwrap_or_default();
+    let base = hstate.base;
+    let snapshot = listing::choose_snapshot(vfs, &mut list, &hstate, !lazy)?;
+    listing::drop_segments_below_base(&mut list, base.index);
+    let mut report = RecoveryReport {
+        segments: list.segments.len(),
+        ..RecoveryReport::default()
+    };
+    let opened = segments::open_all(vfs, &mut list, mode, recovery, &mut report)?;
+    let (mut segs, lens) = (opened.segments, opened.lens);
+    let skipped = if lazy && segs.len() >= 3 {
+        1..segs.len() - 1
+    } else if lazy {
+        return Ok(None);
+    } else {
+        0..0
+    };
+    let walked = walk::walk(&mut segs, &lens, base, hstate.fence, skipped.clone())?;
+    if !skipped.is_empty() {
+        let first_end = segs[0].first_index + segs[0].len();
+        if walked.stop.is_some()
+            || !walked.group_start_in_last
+            || segs[skipped.start].first_index != first_end
+        {
+            return Ok(None);
+        }
+        for si in skipped.clone() {
+            let entries = segs[si + 1].first_index - segs[si].first_index;
+            segs[si].unindex(entries, lens[si], hstate.fence);
+        }
+        report.segments_deferred = skipped.len();
+    }
+    report.bytes_scanned = walked.bytes_scanned;
+    report.compacted_damage = walked.compacted_damage.clone();
+    let mut plan = Plan {
+        remove: list.remove,
+        max_group: walked.max_group.max(opened.max_first_group),
+        newest_header_seq: walked.newest_header_seq.clone(),
+        outcome: Outcome::Clean,
+        cut: None,
+        mark: None,
+    };
+    if let Some(stop) = &walked.stop {
+        plan.decide_stop(
+            &mut segs,
+            &lens,
+            &walked,
+            stop,
+            &hstate,
+            recovery,
+            &mut report,
+        )?;
+    }
+    let mut cut = plan.cut;
+    // Entries at or below the base are compacted; if nothing is above it, every segment is
+    // stale. An entry at the base must agree with the snapshot's term.
+    let last = segs.last().map(|s| s.last_index()).unwrap_or(base.index);
+    if !segs.is_empty() && last <= base.index {
+        plan.remove.extend(segs.drain(..).map(|s| s.path));
+        cut = None;
+    } else {
+        check_base(&segs, &hstate)?;
+    }
+    report.entries = segs
+        .iter()
+        .map(|s| {
+            let lo = s.first_index.max(base.index + 1);
+            (s.last_index() + 1).saturating_sub(lo)
+        })
+        .sum();
+    let rollback = header
+        .as_ref()
+        .and_then(|h| rollback_evidence(h, plan.newest_header_seq.as_ref()));
+    let last_index = segs
+        .iter()
+        .rev()
+        .find(|s| s.len() > 0)
+        .map_or(base.index, |s| s.last_index())
+        .max(base.index);
+    let fence_index = plan.mark.unwrap_or(last_index).max(base.index);
+    let unproven_from = walked.last_group_start.filter(|&(si, _)| si < segs.len());
+    let max_seq = segs
+        .iter()
+        .map(|s| s.seq)
+        .chain(std::iter::once(opened.max_seq))
+        .chain(std::iter::once(hstate.seq_hwm))
+        .max()
+        .unwrap_or(0);
+    Ok(Some(Scan {
+        header,
+        segments: segs,
+        cut,
+        outcome: plan.outcome,
+        remove: plan.remove,
+        snapshot,
+        // New records get a group above every one on disk and never below the fence's:
+        // records a truncation removed may still sit on the disk (a cut that failed after
+        // the fence was durable) where the page cache no longer shows them.
+        fence: Fence {
+            index: fence_index,
+            group: (plan.max_group + 1).max(hstate.fence.group),
+        },
+        unproven_from,
+        max_seq,
+        rollback,
+        report,
+    }))
+}
+
+/// What the scan decided beyond the walk.
+struct Plan {
+    remove: Vec<PathBuf>,
+    max_group: u64,
+    newest_header_seq: Option<walk::HeaderSeqSeen>,
+    outcome: Outcome,
+    cut: Option<(usize, u64)>,
+    /// The last record kept, when a cut keeps a batch no bit on disk marks as ended.
+    mark: Option<u64>,
+}
+
+impl Plan {
+    /// Decides what the bytes at `stop` are and plans the cut (or refuses).
+    #[allow(clippy::too_many_arguments)]
+    fn decide_stop<F: VfsFile>(
+        &mut self,
+        segs: &mut Vec<Segment<F>>,
+        lens: &[u64],
+        walked: &Walked,
+        stop: &walk::Stop,
+        hstate: &HeaderState,
+        recovery: RecoveryMode,
+        report: &mut RecoveryReport,
+    ) -> Result<()> {
+        let after = search_after(segs, lens, stop.at, hstate.fence)?;
+        self.max_group = self.max_group.max(after.max_group);
+        if let Some(seen) = after.newest_header_seq {
+            let newer = self
+                .newest_header_seq
+                .as_ref()
+                .is_none_or(|(s, ..)| seq_newer(seen.0, *s));
+            if newer {
+                self.newest_header_seq = Some(seen);
+            }
+        }
+        let facts = Facts {
+            stop: stop.at,
+            index: stop.index,
+            group_start_after: after.group_start,
+            fence_index: hstate.fence.index,
+            later_group: after.later_group,
+            last: walked.last,
+            last_batch_end: walked.last_batch_end,
+            last_batch_end_mark: walked.last_batch_end_mark,
+            last_accepted_end: walked.last_accepted_end,
+        };
+        let path = segs[stop.at.0].path.clone();
+        let (cut, mark) = match decide(&facts) {
+            Decision::Corrupt { proof, cut } => {
+                let reason = format!("{}; {proof}", stop.reason);
+                if recovery == RecoveryMode::Strict {
+                    return Err(Error::corrupt(&path, stop.at.1, stop.index, reason));
+                }
+                report.corruption_truncated.push((
+                    path.display().to_string(),
+                    stop.at.1,
+                    reason.clone(),
+                ));
+                self.outcome = Outcome::Corrupt {
+                    path,
+                    offset: stop.at.1,
+                    index: stop.index,
+                    reason,
+                };
+                (cut, walked.last_batch_end_mark)
+            }
+            Decision::Torn { cut, mark } => {
+                self.outcome = Outcome::Torn {
+                    path,
+                    offset: stop.at.1,
+                    reason: stop.reason.clone(),
+                };
+                (cut, mark)
+            }
+        };
+        self.mark = mark;
+        self.plan_cut(segs, lens, cut, report)
+    }
+
+    /// Cuts the stream at `(csi, coff)`: later segments go, the index forgets what follows.
+    fn plan_cut<F: VfsFile>(
+        &mut self,
+        segs: &mut Vec<Segment<F>>,
+        lens: &[u64],
+        (csi, coff): Pos,
+        report: &mut RecoveryReport,
+    ) -> Result<()> {
+        self.remove.extend(segs.drain(csi + 1..).map(|s| s.path));
+        let s = &mut segs[csi];
+        let keep = s.index()?.offsets.partition_point(|&o| u64::from(o) < coff);
+        let from = s.first_index + keep as u64;
+        s.forget_from(from)?;
+        // Bytes cut: from the cut to the last non-zero byte (preallocated zeros are not data).
+        report.torn_bytes_truncated = data_after(s, lens[csi], coff)?;
+        s.written = coff;
+        self.cut = Some((csi, coff));
+        Ok(())
+    }
+}
+
+/// Bytes from `from` to the last non-zero byte of the segment's first `len` bytes.
+fn data_after<F: VfsFile>(s: &Segment<F>, len: u64, from: u64) -> Result<u64> {
+    let mut w = crate::reader::Window::new(&s.file, &s.path, len);
+    let (mut at, mut last) = (from, from);
+    while at < len {
+        let chunk = w.get(at, WINDOW)?;
+        if let Some(p) = chunk.iter().rposition(|&b| b != 0) {
+            last = at + p as u64 + 1;
+        }
+        at += chunk.len() as u64;
+    }
+    Ok(last - from)
+}
+
+/// The log must reach `base + 1` if it has anything above the base, and an entry at the base
+/// must have the base's term.
+fn check_base<F: VfsFile>(segs: &[Segment<F>], hstate: &HeaderState) -> Result<()> {
+    let base = hstate.base;
+    let Some(first) = segs.first() else {
+        return Ok(());
+    };
+    if first.first_index > base.index + 1 {
+        return Err(Error::corrupt(
+            &first.path,
+            0,
+            Some(base.index + 1),
+            format!(
+                "the log starts at index {} but the snapshot base is {}: entries are missing",
+                first.first_index, base.index
+            ),
+        ));
+    }
+    if base.index > 0 && first.first_index <= base.index {
+        if let Some(t) = first.term_of(base.index)? {
+            if t != base.term {
+                return Err(Error::corrupt(
+                    &first.path,
+                    first.offset_of(base.index)?.unwrap_or(0),
+                    Some(base.index),
+                    format!(
+                        "entry at the snapshot base has term {t}, the snapshot says {}",
+                        base.term
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the disk proves that the header's damaged other slot held acknowledged state: a
+/// record (format 3) was appended under a header sequence newer than the current slot's,
+/// which it can only be after that newer slot's update returned.
+fn rollback_evidence<F: VfsFile>(
+    header: &HeaderFile<F>,
+    newest: Option<&walk::HeaderSeqSeen>,
+) -> Option<(u32, String, String)> {
+    let (slot, reason) = header.damaged_other_slot()?;
+    let (seq, path, offset, index) = newest?;
+    seq_newer(*seq, header.seq() as u32).then(|| {
+        (
+            slot,
+            reason,
+            format!(
+                "the record of entry {index} at {path}:{offset} was appended under header \
+                 sequence {seq} (low 32 bits), after the current slot's {}",
+                header.seq()
+            ),
+        )
+    })
+}
+
+/// The fsyncgate defence: after a failed fsync, the page cache may hold pages that were
+/// marked clean without reaching the disk, so what the scan read need not be what the disk
+/// holds. Everything before the last sync group is proven durable by the disk itself (the
+/// group's first record was written only after the previous fdatasync returned); the last
+/// group is not. So its bytes, from its first record to the end of the accepted data, are
+/// read back and written again in place, and each file written is fdatasynced: the pages
+/// are dirty again, and the sync writes them. Costs one write and one fdatasync of the last
+/// sync group (usually a few KiB) per open.
+pub(crate) fn secure<F: VfsFile>(scan: &Scan<F>) -> Result<u64> {
+    let Some((si, off)) = scan.unproven_from else {
+        return Ok(0);
+    };
+    let mut rewritten = 0;
+    for (i, seg) in scan.segments.iter().enumerate().skip(si) {
+        let from = if i == si { off } else { seg::DATA_START as u64 };
+        if seg.written <= from {
+            continue;
+        }
+        let mut buf = Vec::new();
+        let mut at = from;
+        while at < seg.written {
+            let n = (seg.written - at).min(WINDOW as u64) as usize;
+            buf.resize(n, 0);
+            seg.file
+                .read_exact_at(&mut buf, at)
+                .map_err(|e| Error::io("read", &seg.path, e))?;
+            seg.file
+                .write_all_at(&buf, at)
+                .map_err(|e| Error::io("write", &seg.path, e))?;
+            at += n as u64;
+        }
+        seg.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
+        rewritten += seg.written - from;
+    }
+    Ok(rewritten)
+}
+
+/// Applies the scan's plan: cuts a torn tail, removes stale files, durably. Idempotent: a
+/// crash part-way leaves a directory that the next scan plans the same repair for.
+pub(crate) fn repair<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    scan: &mut Scan<V::File>,
+    preallocate: Option<u64>,
+) -> Result<()> {
+    if let Some((si, end)) = scan.cut {
+        let seg = &scan.segments[si];
+        if let Outcome::Torn {
+            path,
+            offset,
+            reason,
+        } = &scan.outcome
+        {
+            warn!(
+                file = %path.display(), offset, cut_at = end, bytes = scan.report.torn_bytes_truncated,
+                reason = %reason, "torn tail: cutting the unsynced write"
+            );
+        }
+        seg.file
+            .set_len(end)
+            .map_err(|e| Error::io("truncate", &seg.path, e))?;
+        if let Some(size) = preallocate {
+            seg.file
+                .allocate(size)
+                .map_err(|e| Error::io("allocate", &seg.path, e))?;
+        }
+        seg.file
+            .sync_all()
+            .map_err(|e| Error::io("fsync", &seg.path, e))?;
+    }
+    // Remove from the highest name down, each removal made durable before the next, so a
+    // crash part-way leaves the segments as a prefix by index: never a hole that the next
+    // open would take for missing entries. (Several removals are rare: a torn tail in one
+    // segment with an empty one after it, stale files after a compaction.)
+    scan.remove.sort();
+    for path in scan.remove.iter().rev() {
+        match vfs.remove(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("remove", path, e)),
+        }
+        info!(file = %path.display(), "removed stale file");
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("fsync dir", dir, e))?;
+    }
+    scan.report.files_removed = scan.remove.len();
+    vfs.sync_dir(dir)
+        .map_err(|e| Error::io("fsync dir", dir, e))?;
+    Ok(())
+}
+
+/// The header state, or the default for a directory without one.
+pub(crate) fn header_state<F: VfsFile>(scan: &Scan<F>) -> HeaderState {
+    scan.header.as_ref().map(|h| h.state()).unwrap_or_default()
+}
