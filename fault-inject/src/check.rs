@@ -257,6 +257,8 @@ pub fn promote(model: &mut Model, rec: &Recovered) {
     model.log = rec.entries.iter().map(|e| (e.index, e.clone())).collect();
     model.base_has_snapshot = matches!(&rec.snapshot, Some((m, _)) if *m == rec.base);
     model.in_flight = None;
+    // The open that recovered `rec` rewrote the header.
+    model.header_updated();
 }
 
 #[cfg(test)]

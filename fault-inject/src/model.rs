@@ -91,6 +91,13 @@ pub struct Model {
     pub base_has_snapshot: bool,
     /// The operation whose outcome is unknown (failed, or cut by a crash), if any.
     pub in_flight: Option<Op>,
+    /// Entries were appended since the last acknowledged header update (a term or vote
+    /// change, a truncation, a compaction, a snapshot, or a recovery).
+    pub appended_since_header: bool,
+    /// Entries appended since the last acknowledged header update were synced: records
+    /// written under the newest header slot's sequence are on the disk, so a fall-back to
+    /// the older slot is provably a rollback.
+    pub synced_since_header: bool,
 }
 
 impl Model {
@@ -140,6 +147,7 @@ impl Model {
             Op::Append(es) => {
                 if let Some(e) = es.last() {
                     self.last = e.index;
+                    self.appended_since_header = true;
                 }
             }
             Op::Sync => {
@@ -147,12 +155,21 @@ impl Model {
                     self.group_starts.insert(self.acked_last + 1);
                 }
                 self.acked_last = self.last;
+                self.synced_since_header |= self.appended_since_header;
             }
-            Op::SetHardState(hs) => self.hard = *hs,
+            Op::SetHardState(hs) => {
+                if *hs != self.hard {
+                    self.header_updated();
+                }
+                self.hard = *hs;
+            }
             Op::TruncateSuffix(from) => {
                 let keep = from.saturating_sub(1);
                 self.log.retain(|&i, _| i <= keep);
                 self.group_starts.retain(|&g| g <= keep);
+                if *from <= self.last {
+                    self.header_updated();
+                }
                 self.last = self.last.min(keep);
                 self.acked_last = self.acked_last.min(keep);
             }
@@ -161,12 +178,20 @@ impl Model {
                     self.base_has_snapshot = false;
                 }
                 self.move_base(*index);
+                self.header_updated();
             }
             Op::SaveSnapshot(meta, _) => {
                 self.move_base(meta.index);
                 self.base_has_snapshot = true;
+                self.header_updated();
             }
         }
+    }
+
+    /// The header was rewritten: nothing appended under its sequence yet.
+    pub fn header_updated(&mut self) {
+        self.appended_since_header = false;
+        self.synced_since_header = false;
     }
 
     fn move_base(&mut self, index: u64) {

@@ -395,6 +395,11 @@ impl SimFs {
         st.disk.inodes.get(ino).map(|i| i.durable.clone())
     }
 
+    /// The file (inode) `path` names now, if any.
+    pub fn inode_of(&self, path: &Path) -> Option<InodeId> {
+        self.state().disk.ns.live.entries.get(path).copied()
+    }
+
     /// The live bytes of `path`, if it exists.
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.state();

@@ -18,7 +18,7 @@
 //! `lazy_open`, also after further operations on the lazily opened handle), and an open on
 //! a full disk (which must open, serve reads and compact).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
@@ -30,6 +30,7 @@ use crate::check::{check, promote, Recovered, Violation};
 use crate::crash::{CrashMode, Overwrite, Writeback};
 use crate::fault::{Fault, FaultCounts, SyncFailure};
 use crate::model::{Model, Op};
+use crate::namespace::InodeId;
 use crate::sim_fs::SimFs;
 use crate::workload::{next_entries, next_hard_state, random_op, Runner, WorkloadShape};
 
@@ -170,6 +171,9 @@ pub struct Torture {
     history: VecDeque<String>,
     /// Faults fired on the forks of probes (not counted by the main file system).
     probe_faults: FaultCounts,
+    /// Every segment sequence number seen after a recovery, and the file that carried it:
+    /// an identity must never be given to another segment.
+    identities: HashMap<u64, InodeId>,
 }
 
 const HISTORY: usize = 40;
@@ -190,6 +194,7 @@ impl Torture {
             images: HashSet::new(),
             history: VecDeque::new(),
             probe_faults: FaultCounts::default(),
+            identities: HashMap::new(),
         };
         // The WAL creates its directory (and the missing ones above it): only the top exists.
         if let Some(top) = t
@@ -286,6 +291,7 @@ impl Torture {
             self.stats.ops += 1;
             let result = self.runner.apply(&op);
             let fired = io_faults(&self.fs.fault_counts()) > before;
+            self.check_identities()?;
             match result {
                 Ok(()) => {
                     self.stats.acked_ops += 1;
@@ -449,6 +455,9 @@ impl Torture {
         self.images.insert(self.fs.durable_hash());
         self.note(report.to_string());
 
+        if self.rng.gen_bool(self.cfg.bit_flip_rate / 2.0) {
+            self.probe_header_rot_before_recovery()?;
+        }
         let clean = self.probe_recovery_crash()?;
         let opened = self.runner.open().map(|_| ());
         opened.map_err(|e| {
@@ -479,6 +488,7 @@ impl Torture {
         }
         self.stats.entries_verified += n;
         self.note(rec.summary());
+        self.check_identities()?;
         promote(&mut self.runner.model, &rec);
         if self.rng.gen_bool(self.cfg.bit_flip_rate) {
             self.probe_bit_flip()?;
@@ -542,6 +552,97 @@ impl Torture {
 
     /// On a fork holding only durable data: flip one bit in a WAL file; open must return the
     /// exact state or a corruption error.
+    /// No segment sequence number is ever carried by two different segment files: the
+    /// records of a removed segment must never verify in a later one.
+    fn check_identities(&mut self) -> Result<(), Violation> {
+        let names = self.fs.list(&self.cfg.dir).unwrap_or_default();
+        for name in names.iter().filter(|n| n.ends_with(".wal")) {
+            let path = self.cfg.dir.join(name);
+            let (Some(ino), Some(bytes)) = (self.fs.inode_of(&path), self.fs.contents(&path))
+            else {
+                continue;
+            };
+            let Some(seq) = bytes.get(16..24).and_then(|b| b.try_into().ok()) else {
+                continue;
+            };
+            let seq = u64::from_le_bytes(seq);
+            match self.identities.insert(seq, ino) {
+                Some(other) if other != ino => {
+                    return Err(self.violation(format!(
+                        "segment sequence {seq} is reused by {name}, a different file from the \
+                         segment that had it"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// On a fork of the crashed machine, before recovery: bit rot in the newest header
+    /// slot (the one the last term/vote change, truncation, compaction or snapshot wrote;
+    /// after an open both slots agree). Open must return the exact state, report the damage,
+    /// or fall back to the older slot only when nothing on disk proves the newer one was
+    /// acknowledged (no entry synced after it).
+    fn probe_header_rot_before_recovery(&mut self) -> Result<(), Violation> {
+        self.stats.flip_probes += 1;
+        let fork = self.fs.fork();
+        let header = self.cfg.dir.join("HEADER");
+        let Some(bytes) = fork.durable_contents(&header).filter(|b| b.len() >= 8192) else {
+            return Ok(());
+        };
+        let seq =
+            |at: usize| u64::from_le_bytes(bytes[at + 16..at + 24].try_into().unwrap_or([0; 8]));
+        let newest = if seq(0) > seq(4096) { 0 } else { 4096 };
+        let offset = newest + self.rng.gen_range(0..512);
+        let bit = self.rng.gen_range(0..8);
+        if fork.flip_bit(&header, offset, bit).is_err() {
+            return Ok(());
+        }
+        self.probe_faults.bit_flips += 1;
+        let model = self.runner.model.clone();
+        let opened = Wal::open_with(fork, &self.cfg.dir, self.cfg.opts.clone())
+            .and_then(|w| Recovered::read(&w));
+        let rec = match opened {
+            Err(e) if e.is_corruption() => {
+                self.stats.flips_detected += 1;
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(self.violation(format!(
+                    "after flipping bit {bit} of HEADER byte {offset} before recovery, open \
+                     failed with an error that is not a corruption error: {e}"
+                )))
+            }
+            Ok(rec) => rec,
+        };
+        if check(&model, &rec).is_ok() {
+            self.stats.flips_harmless += 1;
+            return Ok(());
+        }
+        let older = rec.hard.term <= model.hard.term
+            && rec.base.index <= model.base.index
+            && rec
+                .entries
+                .iter()
+                .all(|e| e.index <= model.base.index || model.log.get(&e.index) == Some(e));
+        if older && !model.synced_since_header {
+            // The documented window: nothing on disk proves the newer slot was
+            // acknowledged, so open recovers under the older one (its term, vote, base and
+            // truncation mark, which may cut the batch a newer truncation had kept).
+            self.stats.flips_header_rollback += 1;
+            return Ok(());
+        }
+        Err(self.violation(format!(
+            "after flipping bit {bit} of HEADER byte {offset} (the newest slot) before \
+             recovery, open returned a state the older slot does not explain, or fell back \
+             although entries synced after the newer slot's update prove it was \
+             acknowledged: {} ({})",
+            rec.summary(),
+            check(&model, &rec).err().unwrap_or_default()
+        )))
+    }
+
     fn probe_bit_flip(&mut self) -> Result<(), Violation> {
         self.stats.flip_probes += 1;
         let fork = self.fs.fork();
@@ -558,7 +659,12 @@ impl Torture {
             return Ok(());
         }
         let (name, len) = files[self.rng.gen_range(0..files.len())].clone();
-        let offset = self.rng.gen_range(0..len);
+        let offset = if name == "HEADER" && len >= 8192 {
+            // A slot's bytes (the rest of each page is zeros nobody reads).
+            self.rng.gen_range(0..2u64) * 4096 + self.rng.gen_range(0..512)
+        } else {
+            self.rng.gen_range(0..len)
+        };
         let bit = self.rng.gen_range(0..8);
         let path = self.cfg.dir.join(&name);
         if fork.flip_bit(&path, offset, bit).is_err() {
@@ -601,6 +707,14 @@ impl Torture {
             return Ok(());
         }
         if name == "HEADER" && is_older_header(&model, &rec) {
+            if model.synced_since_header {
+                return Err(self.violation(format!(
+                    "after flipping {where_}, open fell back to an older header slot ({}) \
+                     although entries synced after the last header update prove the newer \
+                     slot was acknowledged",
+                    rec.summary()
+                )));
+            }
             self.stats.flips_header_rollback += 1;
             return Ok(());
         }

@@ -76,7 +76,10 @@ fn assert_fixture_state(w: &Wal) {
 #[test]
 fn a_format_2_directory_opens_with_every_entry_and_upgrades_its_header() {
     let dir = copy_fixture();
-    assert_eq!(std::fs::metadata(dir.path().join("HEADER")).unwrap().len(), 1024);
+    assert_eq!(
+        std::fs::metadata(dir.path().join("HEADER")).unwrap().len(),
+        1024
+    );
     let insp = wal::inspect::inspect(&wal::StdVfs, dir.path()).unwrap();
     assert!(insp.is_ok(), "{:?}", insp.finding);
     assert_eq!((insp.first_index, insp.last_index), (13, 60));
