@@ -44,7 +44,9 @@
 //! Errors: a failed sync poisons the [`Wal`] (fsyncgate: the state of unsynced data is
 //! unknown), so every waiter whose ticket the failed sync was to cover, and every later
 //! commit, gets [`Error::Poisoned`] naming the original failure; the leader gets the original
-//! error itself. Tickets already covered by an earlier successful sync stay acknowledged.
+//! error itself. Tickets already covered by an earlier successful sync stay acknowledged. A
+//! leader that panics inside the sync fails the group the same way (the panic continues on
+//! the leader's thread): no waiter blocks forever.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -166,7 +168,23 @@ impl<V: Vfs> GroupCommit<V> {
                 state.syncing = true;
                 state.syncs += 1;
                 drop(state);
-                let outcome = self.sync_as_leader();
+                let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.sync_as_leader()
+                })) {
+                    Ok(outcome) => outcome,
+                    Err(panic) => {
+                        // The waiters must not wait for a sync that will never finish: they
+                        // get the failure, and the panic goes on up this thread.
+                        let mut state = self.lock_state();
+                        state.syncing = false;
+                        state.failed.get_or_insert_with(|| {
+                            "the thread syncing for the group panicked".into()
+                        });
+                        drop(state);
+                        self.synced_cond.notify_all();
+                        std::panic::resume_unwind(panic);
+                    }
+                };
                 state = self.lock_state();
                 state.syncing = false;
                 let result = match outcome {

@@ -198,3 +198,43 @@ fn waiters_of_a_failed_sync_get_poisoned_naming_the_cause() {
         other => panic!("expected Poisoned, got {other}"),
     }
 }
+
+/// Regression (a weakness the durability review found): a panic inside the leader's
+/// `sync` left every waiter blocked forever. Waiters now get an error, and the panic goes on
+/// up the leader's thread.
+#[test]
+fn a_panic_in_the_leaders_sync_fails_the_waiters_instead_of_blocking_them() {
+    const THREADS: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let vfs = FailingVfs::default();
+    let gc = Arc::new(GroupCommit::new(
+        Wal::open_with(vfs.clone(), dir.path(), Options::default()).unwrap(),
+    ));
+    gc.commit(append_one).unwrap();
+    vfs.panic_next_sync();
+    let start = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (gc, start) = (Arc::clone(&gc), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                gc.commit(append_one)
+            })
+        })
+        .collect();
+    let mut panicked = 0;
+    for h in handles {
+        match h.join() {
+            Err(_) => panicked += 1,
+            Ok(r) => assert!(
+                r.is_err(),
+                "a commit was acknowledged by a sync that panicked"
+            ),
+        }
+    }
+    assert_eq!(
+        panicked, 1,
+        "only the leader panics; every other commit returns"
+    );
+    assert!(gc.commit(append_one).is_err(), "later commits are refused");
+}

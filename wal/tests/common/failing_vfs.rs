@@ -22,6 +22,8 @@ pub struct Plan {
     fail_every_sync: AtomicBool,
     /// Extra time every file sync takes, in microseconds (a slow disk).
     sync_delay_us: AtomicU64,
+    /// The next file sync panics (a bug or an abort deep in a storage stack).
+    panic_next_sync: AtomicBool,
 }
 
 #[derive(Clone, Default)]
@@ -34,6 +36,10 @@ impl FailingVfs {
     pub fn fail_next_sync(&self) {
         let n = self.plan.syncs.load(Ordering::SeqCst);
         self.plan.fail_sync_at.store(n + 1, Ordering::SeqCst);
+    }
+    /// Makes the next file sync panic.
+    pub fn panic_next_sync(&self) {
+        self.plan.panic_next_sync.store(true, Ordering::SeqCst);
     }
     /// Fails the next file write.
     pub fn fail_next_write(&self) {
@@ -56,6 +62,9 @@ impl FailingFile {
         let delay = self.plan.sync_delay_us.load(Ordering::SeqCst);
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
+        if self.plan.panic_next_sync.swap(false, Ordering::SeqCst) {
+            panic!("injected panic inside a file sync");
         }
         let n = self.plan.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         n == self.plan.fail_sync_at.load(Ordering::SeqCst)
