@@ -163,3 +163,25 @@ fn snapshot_at_the_largest_index() {
     let w = Wal::open(dir.path(), small_opts()).unwrap();
     assert_eq!(w.last_index(), u64::MAX - 1);
 }
+
+/// Regression (defect 7 of the durability review): a `segment_size` above 4 GiB was
+/// accepted, and the log was then stuck for good once a segment passed 4 GiB (every append
+/// `InvalidAppend`, across reopens: record offsets are 32-bit). Refused at open now.
+#[test]
+fn a_segment_size_above_4_gib_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    for size in [(4u64 << 30), 5 << 30, u64::MAX] {
+        let opts = Options {
+            segment_size: size,
+            preallocate: false,
+            ..Options::default()
+        };
+        match Wal::open(dir.path(), opts) {
+            Err(Error::InvalidArgument { reason }) => {
+                assert!(reason.contains("segment_size"), "{reason}")
+            }
+            other => panic!("segment_size {size}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(!dir.path().join("HEADER").exists(), "nothing created");
+}
