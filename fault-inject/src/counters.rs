@@ -13,7 +13,7 @@ pub struct FileCounters {
     pub bytes_written: u64,
     /// `sync_data` + `sync_all` calls.
     pub syncs: u64,
-    /// `read_at` + `map` calls.
+    /// `read_at` calls.
     pub reads: u64,
 }
 
@@ -33,8 +33,10 @@ pub struct Counters {
     pub set_lens: u64,
     /// `allocate` calls.
     pub allocates: u64,
-    /// `read_at` + `map` calls.
+    /// `read_at` calls.
     pub reads: u64,
+    /// Bytes returned by `read_at`.
+    pub bytes_read: u64,
     /// Files created.
     pub creates: u64,
     /// Renames.

@@ -93,6 +93,7 @@ impl wal::VfsFile for SimFile {
         if n > 0 && st.disk.read_fails(&path, self.ino, offset, n as u64) {
             return Err(eio(&format!("read {} at {offset}", path.display())));
         }
+        st.disk.counters.bytes_read += n as u64;
         let live = &st.disk.inode_mut(self.ino)?.live;
         buf[..n].copy_from_slice(&live[start..start + n]);
         Ok(n)
