@@ -46,6 +46,68 @@ pub fn open_raftwal(dir: &Path, opts: &Options) -> Result<(Duration, RecoveryRep
     Ok((took, report))
 }
 
+/// What follows the last record of a log built for the torn-tail measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Nothing: the preallocated zeros.
+    Clean,
+    /// A record header that never arrived (zeros), then `bytes` of random payload: a torn
+    /// write of a large batch whose first sector was lost.
+    Random(usize),
+    /// A lost record header, then `bytes` whose every 8-byte word is a plausible index and
+    /// a plausible length for this segment: client data crafted to look like records.
+    Plausible(usize),
+}
+
+/// The bytes to write after a log's last record (at `end`, in the segment starting at
+/// index `first`) to make `tail`; empty for a clean tail.
+pub fn tail_bytes(tail: Tail, first: u64) -> Vec<u8> {
+    let (n, plausible) = match tail {
+        Tail::Clean => return Vec::new(),
+        Tail::Random(n) => (n, false),
+        Tail::Plausible(n) => (n, true),
+    };
+    let mut out = vec![0u8; 40];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while out.len() < 40 + n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let word = if plausible {
+            // Alternately a small length and an index inside the segment.
+            if (out.len() / 8) % 2 == 0 {
+                (x % 60_000) << 32 | (x % 4096)
+            } else {
+                first + x % 50_000
+            }
+        } else {
+            x
+        };
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    out.truncate(40 + n);
+    out
+}
+
+/// Writes `tail` after the last record of the single-segment log in `dir` (whose records
+/// end at `end`): the state a torn write leaves. Returns the segment's path.
+pub fn damage_tail(dir: &Path, end: u64, tail: Tail) -> Result<std::path::PathBuf> {
+    use std::os::unix::fs::FileExt;
+    let seg = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "wal"))
+        .ok_or("no segment")?;
+    let first: u64 = seg
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .ok_or("segment name")?;
+    let f = std::fs::OpenOptions::new().write(true).open(&seg)?;
+    f.write_all_at(&tail_bytes(tail, first), end)?;
+    f.sync_all()?;
+    Ok(seg)
+}
+
 /// Fills a fresh raft-engine in `dir` (region 1) like [`build_raftwal`].
 #[cfg(feature = "raft-engine")]
 pub fn build_raft_engine(

@@ -243,22 +243,32 @@ pub(crate) fn check_header(
     if all_zero(b) {
         return HeaderCheck::Zero;
     }
-    let mut h = RecordHeader::decode_common(b);
     match format {
-        RecordFormat::V2 => HeaderCheck::Unverified(h),
-        RecordFormat::V3 => {
-            let stored = LE::read_u32(&b[0..4]);
-            let computed = crc_with(identity, &[&b[4..n]]);
-            if stored != computed {
-                return HeaderCheck::Bad(format!(
+        RecordFormat::V2 => HeaderCheck::Unverified(RecordHeader::decode_common(b)),
+        RecordFormat::V3 => match verified_header(b, identity) {
+            Some(h) => HeaderCheck::Verified(h),
+            None => {
+                let stored = LE::read_u32(&b[0..4]);
+                let computed = crc_with(identity, &[&b[4..n]]);
+                HeaderCheck::Bad(format!(
                     "record header checksum mismatch (stored {stored:#010x}, computed \
                      {computed:#010x})"
-                ));
+                ))
             }
-            h.header_seq = LE::read_u32(&b[rec::OFF_HEADER_SEQ..]);
-            HeaderCheck::Verified(h)
-        }
+        },
     }
+}
+
+/// The format-3 record header in `b` (at least 40 bytes) if its checksum verifies: the
+/// search's test at every candidate position, so it formats nothing.
+pub(crate) fn verified_header(b: &[u8], identity: &crc32fast::Hasher) -> Option<RecordHeader> {
+    let b = b.get(..rec::HEADER_LEN)?;
+    if LE::read_u32(&b[0..4]) != crc_with(identity, &[&b[4..]]) {
+        return None;
+    }
+    let mut h = RecordHeader::decode_common(b);
+    h.header_seq = LE::read_u32(&b[rec::OFF_HEADER_SEQ..]);
+    Some(h)
 }
 
 /// Verifies a record's payload against its header bytes `hb` (format 3: the payload

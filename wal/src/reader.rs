@@ -11,14 +11,17 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    align_up, all_zero, check_header, decode_frame, rec, Frame, HeaderCheck, RecordFormat,
-    RecordHeader, ALIGN,
+    align_up, all_zero, check_header, decode_frame, rec, verified_header, Frame, HeaderCheck,
+    RecordFormat, RecordHeader, ALIGN,
 };
 use crate::header::Fence;
 use crate::io::VfsFile;
 
 /// Bytes read at a time by a scan.
 pub(crate) const WINDOW: usize = 1 << 20;
+
+/// The search steps over runs of zeros this many bytes at a time.
+const ZERO_BLOCK: usize = 512;
 
 /// Positional reads of one file through a window of [`WINDOW`] bytes (or one record, if
 /// larger): a forward scan reads every byte once, in large reads.
@@ -133,6 +136,14 @@ impl<'a, F: VfsFile> Window<'a, F> {
             let mut plausible = Vec::new();
             let mut p = 0usize;
             while p + hl <= chunk.len() && p < WINDOW {
+                // A block of zeros holds no header start (its index fields read 0).
+                if p % ZERO_BLOCK == 0
+                    && chunk.len() >= p + ZERO_BLOCK
+                    && all_zero(&chunk[p..p + ZERO_BLOCK])
+                {
+                    p += ZERO_BLOCK;
+                    continue;
+                }
                 let index = LE::read_u64(&chunk[p + rec::OFF_INDEX..p + rec::OFF_INDEX + 8]);
                 if index.wrapping_sub(first_index) <= span {
                     plausible.push(pos + p as u64);
@@ -141,10 +152,7 @@ impl<'a, F: VfsFile> Window<'a, F> {
             }
             for at in plausible {
                 let header = match format {
-                    RecordFormat::V3 => match check_header(format, self.get(at, hl)?, identity) {
-                        HeaderCheck::Verified(h) => Some(h),
-                        _ => None,
-                    },
+                    RecordFormat::V3 => verified_header(self.get(at, hl)?, identity),
                     RecordFormat::V2 => match self.frame_at(at, format, identity)? {
                         Frame::Record { header, .. } => Some(header),
                         _ => None,

@@ -104,6 +104,9 @@ impl<V: Vfs> Wal<V> {
             }
         };
         let base = header.state().base;
+        let next_seq = scan.max_seq.checked_add(1).ok_or_else(|| {
+            Error::corrupt(header.path(), 0, None, "segment sequence numbers exhausted")
+        })?;
         let segments = std::mem::take(&mut scan.segments);
         // The last segment may hold no record yet (created by a rotation whose records
         // never became durable, or whose torn first batch was cut): the log ends in the
@@ -154,7 +157,7 @@ impl<V: Vfs> Wal<V> {
             last_record: None,
             group: scan.fence.group,
             group_started: false,
-            next_seq: scan.max_seq + 1,
+            next_seq,
             last_index,
             last_term,
             poisoned: None,
@@ -668,6 +671,11 @@ impl<V: Vfs> Wal<V> {
             self.write_pending(self.pending.len())?;
         }
         let seq = self.next_seq;
+        if seq == u64::MAX {
+            let err = Error::corrupt(&self.dir, 0, None, "segment sequence numbers exhausted");
+            self.poison(&err);
+            return Err(err);
+        }
         let spare = self.spare.take().inspect_err(|e| self.poison(e))?;
         let seg = match spare {
             Some(spare) => {
@@ -686,7 +694,8 @@ impl<V: Vfs> Wal<V> {
         self.stats.segments_created += 1;
         self.stats.file_syncs += 1;
         self.stats.dir_syncs += 1;
-        self.next_seq += 1;
+        // `seq` was used; the next one may not exist (rotations then fail, poisoned).
+        self.next_seq = self.next_seq.saturating_add(1);
         debug!(file = %segment_name(first_index), seq, "rotated to a new segment");
         self.segments.push(seg);
         self.last_record = None;

@@ -173,7 +173,7 @@ fn scan_with<V: Vfs>(
     let mut plan = Plan {
         remove: list.remove,
         max_group: walked.max_group.max(opened.max_first_group),
-        newest_header_seq: walked.newest_header_seq.clone(),
+        newest_header_seq: walked.newest_header_seq.map(|x| named(&segs, x)),
         outcome: Outcome::Clean,
         cut: None,
         mark: None,
@@ -249,7 +249,8 @@ fn scan_with<V: Vfs>(
 struct Plan {
     remove: Vec<PathBuf>,
     max_group: u64,
-    newest_header_seq: Option<walk::HeaderSeqSeen>,
+    /// The newest header sequence a record carries: (sequence, file, offset, index).
+    newest_header_seq: Option<(u32, String, u64, u64)>,
     outcome: Outcome,
     cut: Option<(usize, u64)>,
     /// The last record kept, when a cut keeps a batch no bit on disk marks as ended.
@@ -271,7 +272,7 @@ impl Plan {
     ) -> Result<()> {
         let after = search_after(segs, lens, stop.at, hstate.fence)?;
         self.max_group = self.max_group.max(after.max_group);
-        if let Some(seen) = after.newest_header_seq {
+        if let Some(seen) = after.newest_header_seq.map(|x| named(segs, x)) {
             let newer = self
                 .newest_header_seq
                 .as_ref()
@@ -345,13 +346,25 @@ impl Plan {
     }
 }
 
+/// A record seen at a segment position, with the segment's file name.
+fn named<F: VfsFile>(
+    segs: &[Segment<F>],
+    (seq, si, off, index): walk::HeaderSeqSeen,
+) -> (u32, String, u64, u64) {
+    let path = segs
+        .get(si)
+        .map_or_else(String::new, |s| s.path.display().to_string());
+    (seq, path, off, index)
+}
+
 /// Bytes from `from` to the last non-zero byte of the segment's first `len` bytes.
 fn data_after<F: VfsFile>(s: &Segment<F>, len: u64, from: u64) -> Result<u64> {
     let mut w = crate::reader::Window::new(&s.file, &s.path, len);
     let (mut at, mut last) = (from, from);
     while at < len {
         let chunk = w.get(at, WINDOW)?;
-        if let Some(p) = chunk.iter().rposition(|&b| b != 0) {
+        if !crate::format::all_zero(chunk) {
+            let p = chunk.iter().rposition(|&b| b != 0).unwrap_or(0);
             last = at + p as u64 + 1;
         }
         at += chunk.len() as u64;
@@ -400,7 +413,7 @@ fn check_base<F: VfsFile>(segs: &[Segment<F>], hstate: &HeaderState) -> Result<(
 /// which it can only be after that newer slot's update returned.
 fn rollback_evidence<F: VfsFile>(
     header: &HeaderFile<F>,
-    newest: Option<&walk::HeaderSeqSeen>,
+    newest: Option<&(u32, String, u64, u64)>,
 ) -> Option<(u32, String, String)> {
     let (slot, reason) = header.damaged_other_slot()?;
     let (seq, path, offset, index) = newest?;

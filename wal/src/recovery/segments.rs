@@ -111,6 +111,10 @@ fn check<F: VfsFile>(
                 h.first_index
             ),
         )),
+        Ok(h) if h.seq == u64::MAX => Err((
+            seg::OFF_SEQ as u64,
+            "segment header's sequence number is out of range".to_string(),
+        )),
         Ok(h) if h.first_group > crate::format::rec::GROUP_MASK => Err((
             seg::OFF_FIRST_GROUP as u64,
             format!(

@@ -22,8 +22,9 @@ pub(crate) struct Stop {
     pub reason: String,
 }
 
-/// The newest header sequence a format-3 record carries: (sequence, file, offset, index).
-pub(crate) type HeaderSeqSeen = (u32, String, u64, u64);
+/// The newest header sequence a format-3 record carries: (sequence, segment position,
+/// offset, index).
+pub(crate) type HeaderSeqSeen = (u32, usize, u64, u64);
 
 /// What the walk of the stream found.
 #[derive(Debug, Clone)]
@@ -272,8 +273,7 @@ impl Stream {
             wk.bytes_scanned += end - off;
             wk.max_group = wk.max_group.max(h.group);
             if seg.appendable() {
-                wk.newest_header_seq =
-                    Some((h.header_seq, seg.path.display().to_string(), off, h.index));
+                wk.newest_header_seq = Some((h.header_seq, si, off, h.index));
             }
             if h.group_start {
                 wk.last_group_start = Some((si, off));
@@ -371,8 +371,7 @@ pub(crate) fn search_after<F: VfsFile>(
                     .as_ref()
                     .is_none_or(|(s, ..)| crate::reader::seq_newer(h.header_seq, *s))
             {
-                out.newest_header_seq =
-                    Some((h.header_seq, seg.path.display().to_string(), at, h.index));
+                out.newest_header_seq = Some((h.header_seq, si, at, h.index));
             }
             if fence.voids(h.index, h.group) {
                 return false;
