@@ -395,9 +395,9 @@ impl SimFs {
         st.disk.inodes.get(ino).map(|i| i.durable.clone())
     }
 
-    /// The file (inode) `path` names now, if any.
-    pub fn inode_of(&self, path: &Path) -> Option<InodeId> {
-        self.state().disk.ns.live.entries.get(path).copied()
+    /// The file (inode) the durable namespace names `path`, if any.
+    pub fn durable_inode(&self, path: &Path) -> Option<InodeId> {
+        self.state().disk.ns.durable.entries.get(path).copied()
     }
 
     /// The live bytes of `path`, if it exists.
