@@ -87,3 +87,52 @@ fn real_disk_torture_kills_the_child_and_verifies() {
         .unwrap();
     assert!(!again.status.success());
 }
+
+#[test]
+fn real_disk_torture_keeps_its_journal_elsewhere_and_runs_a_command_after_each_kill() {
+    // The journal on another file system than the WAL (here: another directory), and a
+    // command between each kill and the reopen: it sees the torture's paths and the cycle.
+    let wal_fs = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let journal = elsewhere.path().join("journal.log");
+    let calls = elsewhere.path().join("after-kill.log");
+    let cmd = format!(
+        "test -d \"$RAFTWAL_TORTURE_WAL\" && echo \"$RAFTWAL_TORTURE_CYCLE $RAFTWAL_TORTURE_DIR\" >> {}",
+        calls.display()
+    );
+    let out = raftwal()
+        .args([
+            "torture", "--seed", "5", "--cycles", "3", "--quiet", "--real",
+        ])
+        .arg(wal_fs.path())
+        .arg("--journal")
+        .arg(&journal)
+        .args(["--after-kill", &cmd, "--max-kill-delay-ms", "150"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let log = std::fs::read_to_string(&calls).unwrap();
+    let cycles: Vec<&str> = log.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(cycles, ["1", "2", "3"], "{log}");
+    assert!(log.contains(&wal_fs.path().display().to_string()), "{log}");
+    assert!(
+        !wal_fs.path().join("journal.log").exists(),
+        "the journal lives elsewhere"
+    );
+
+    // A failing command stops the run with a clear error.
+    let wal_fs = tempfile::tempdir().unwrap();
+    let out = raftwal()
+        .args([
+            "torture", "--seed", "5", "--cycles", "3", "--quiet", "--real",
+        ])
+        .arg(wal_fs.path())
+        .args(["--after-kill", "exit 3", "--max-kill-delay-ms", "50"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--after-kill"), "{stderr}");
+}

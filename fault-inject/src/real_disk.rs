@@ -2,8 +2,11 @@
 //! every call (see [`crate::journal`]); the parent kills it with SIGKILL at a random moment,
 //! reopens the WAL and checks it against the journal's model.
 //!
-//! Layout under the torture directory: `wal/` (the WAL) and `journal.log` (the child's
-//! journal, deleted by the parent after each verified cycle).
+//! Layout: `wal/` (the WAL) under the torture directory, and the child's journal (deleted by
+//! the parent after each verified cycle), by default `journal.log` beside it. On a file
+//! system that simulates power loss (a FUSE file system that drops unsynced data on command,
+//! a dm-flakey device), the journal belongs on an ordinary one: it must survive the
+//! simulated cut that the WAL is tested against.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -28,11 +31,11 @@ pub struct RealLayout {
 }
 
 impl RealLayout {
-    /// The layout under `root`.
-    pub fn new(root: &Path) -> Self {
+    /// The layout under `root`, with the journal at `journal` (default `root/journal.log`).
+    pub fn new(root: &Path, journal: Option<&Path>) -> Self {
         RealLayout {
             wal_dir: root.join("wal"),
-            journal: root.join("journal.log"),
+            journal: journal.map_or_else(|| root.join("journal.log"), Path::to_path_buf),
         }
     }
 }
@@ -40,8 +43,12 @@ impl RealLayout {
 /// The child's side: opens the WAL, then issues up to `max_ops` random calls (seeded),
 /// journaling each before and after, until killed. `snapshot_data` need not be known: the
 /// parent keeps its own model.
-pub fn run_child(root: &Path, seed: u64, opts: Options, max_ops: u64) -> Result<(), String> {
-    let layout = RealLayout::new(root);
+pub fn run_child(
+    layout: &RealLayout,
+    seed: u64,
+    opts: Options,
+    max_ops: u64,
+) -> Result<(), String> {
     let mut journal = OpenOptions::new()
         .create(true)
         .append(true)
@@ -90,11 +97,10 @@ pub struct RealCycle {
 /// The parent's side after a kill: replays the journal onto `model`, reopens the WAL, checks
 /// it, promotes the recovered state and deletes the journal.
 pub fn verify_after_kill(
-    root: &Path,
+    layout: &RealLayout,
     opts: &Options,
     model: &mut Model,
 ) -> Result<RealCycle, String> {
-    let layout = RealLayout::new(root);
     let journal = match std::fs::read(&layout.journal) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),

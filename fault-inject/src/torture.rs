@@ -559,9 +559,10 @@ impl Torture {
         let names = self.fs.list(&self.cfg.dir).unwrap_or_default();
         for name in names.iter().filter(|n| n.ends_with(".wal")) {
             let path = self.cfg.dir.join(name);
-            let (Some(ino), Some(bytes)) =
-                (self.fs.durable_inode(&path), self.fs.durable_contents(&path))
-            else {
+            let (Some(ino), Some(bytes)) = (
+                self.fs.durable_inode(&path),
+                self.fs.durable_contents(&path),
+            ) else {
                 continue;
             };
             let Some(seq) = bytes.get(16..24).and_then(|b| b.try_into().ok()) else {

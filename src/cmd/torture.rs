@@ -5,7 +5,7 @@
 //! `fault-inject` crate (`torture`, `real_disk`); this file parses arguments, drives the loop,
 //! shows progress and prints the summary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,9 +47,24 @@ pub struct Args {
     #[arg(long)]
     pub lazy_open: bool,
     /// After an injected I/O error, cut the power at once instead of first reopening the WAL
-    /// without a crash (simulated mode).
+    /// without a crash and working on it (simulated mode).
     #[arg(long)]
     pub crash_after_io_error: bool,
+    /// Simulate a file system without `fallocate`: preallocation writes zeros, which a power
+    /// cut tears like any write (simulated mode).
+    #[arg(long)]
+    pub no_fallocate: bool,
+    /// Where the child's journal of acknowledged calls lives (real mode; default
+    /// DIR/journal.log). On a file system that simulates power loss, put it on an ordinary
+    /// one.
+    #[arg(long, value_name = "PATH", requires = "real")]
+    pub journal: Option<PathBuf>,
+    /// A shell command run after each kill, before the WAL is reopened (real mode): a power
+    /// cut simulated below the WAL, e.g. a FUSE file system's drop-unsynced-data trigger or
+    /// a dm-flakey table switch. It gets RAFTWAL_TORTURE_DIR, RAFTWAL_TORTURE_WAL and
+    /// RAFTWAL_TORTURE_CYCLE; a non-zero exit stops the run.
+    #[arg(long, value_name = "CMD", requires = "real")]
+    pub after_kill: Option<String>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -73,6 +88,9 @@ pub struct ChildArgs {
     /// Open with `Options::lazy_open`.
     #[arg(long)]
     pub lazy_open: bool,
+    /// The journal's path (default DIR/journal.log).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
 }
 
 fn options(segment_size: u64, lazy_open: bool) -> wal::Options {
@@ -161,6 +179,7 @@ fn run_sim(args: &Args, seed: u64) -> CmdResult {
     cfg.opts.segment_size = args.segment_size;
     cfg.opts.lazy_open = args.lazy_open;
     cfg.reopen_after_error = !args.crash_after_io_error;
+    cfg.no_fallocate = args.no_fallocate;
     let budget = Budget::new(args, 1000);
     let bar = budget.bar(args.quiet, args)?;
     let mut torture = match Torture::new(cfg) {
@@ -200,13 +219,18 @@ fn report_violation(
         .as_ref()
         .map(|d| format!(" --real {}", d.display()))
         .unwrap_or_default();
-    let flag = if args.crash_after_io_error {
-        " --crash-after-io-error"
-    } else {
-        ""
-    };
+    let mut flags = String::new();
+    for (on, flag) in [
+        (args.crash_after_io_error, " --crash-after-io-error"),
+        (args.lazy_open, " --lazy-open"),
+        (args.no_fallocate, " --no-fallocate"),
+    ] {
+        if on {
+            flags.push_str(flag);
+        }
+    }
     eprintln!(
-        "seed {seed}; reproduce with:\n  raftwal torture --seed {seed} --cycles {cycle} --segment-size {}{flag}{real}",
+        "seed {seed}; reproduce with:\n  raftwal torture --seed {seed} --cycles {cycle} --segment-size {}{flags}{real}",
         args.segment_size
     );
     ExitCode::from(1)
@@ -242,7 +266,16 @@ fn print_summary(s: &TortureStats, seed: u64, elapsed: Duration) {
         ("faults: ENOSPC", f.enospc.to_string()),
         ("faults: read EIO", f.read_eio.to_string()),
         ("faults: bit flips", f.bit_flips.to_string()),
+        (
+            "power cuts written back page by page",
+            s.page_crashes.to_string(),
+        ),
         ("poisoned-handle checks", s.poison_checks.to_string()),
+        (
+            "handles reopened after an error and worked on",
+            s.reopened_and_continued.to_string(),
+        ),
+        ("full-disk opens", s.full_disk_probes.to_string()),
         (
             "bit flips: detected/harmless",
             format!("{}/{}", s.flips_detected, s.flips_harmless),
@@ -271,11 +304,13 @@ fn print_rows(rows: &[(&str, String)]) {
 }
 
 fn run_real(args: &Args, seed: u64, root: PathBuf) -> CmdResult {
-    let layout = RealLayout::new(&root);
+    let layout = RealLayout::new(&root, args.journal.as_deref());
     if layout.wal_dir.exists() || layout.journal.exists() {
         return Err(format!(
-            "{} already holds a torture run (wal/ or journal.log); use an empty directory",
-            root.display()
+            "{} already holds a torture run (wal/), or {} exists; use an empty directory and a \
+             new journal path",
+            root.display(),
+            layout.journal.display()
         )
         .into());
     }
@@ -299,6 +334,8 @@ fn run_real(args: &Args, seed: u64, root: PathBuf) -> CmdResult {
             .arg("--segment-size")
             .arg(args.segment_size.to_string())
             .args(args.lazy_open.then_some("--lazy-open"))
+            .arg("--journal")
+            .arg(&layout.journal)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -321,7 +358,13 @@ fn run_real(args: &Args, seed: u64, root: PathBuf) -> CmdResult {
                 child.wait()?;
             }
         }
-        match verify_after_kill(&root, &opts, &mut model) {
+        if let Some(cmd) = &args.after_kill {
+            if let Err(what) = after_kill(cmd, &root, &layout, cycles + 1) {
+                bar.abandon();
+                return Err(what.into());
+            }
+        }
+        match verify_after_kill(&layout, &opts, &mut model) {
             Ok(c) => {
                 cycles += 1;
                 acked_calls += c.acked_calls;
@@ -363,10 +406,30 @@ fn run_real(args: &Args, seed: u64, root: PathBuf) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs `--after-kill`'s command for cycle `cycle`.
+fn after_kill(cmd: &str, root: &Path, layout: &RealLayout, cycle: u64) -> Result<(), String> {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("RAFTWAL_TORTURE_DIR", root)
+        .env("RAFTWAL_TORTURE_WAL", &layout.wal_dir)
+        .env("RAFTWAL_TORTURE_CYCLE", cycle.to_string())
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("--after-kill: cannot run `{cmd}`: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "--after-kill: `{cmd}` failed ({status}) after kill cycle {cycle}; stopping"
+        ));
+    }
+    Ok(())
+}
+
 /// Runs the child workload of `raftwal torture --real`.
 pub fn run_child(args: ChildArgs) -> CmdResult {
+    let layout = RealLayout::new(&args.dir, args.journal.as_deref());
     real_disk::run_child(
-        &args.dir,
+        &layout,
         args.seed,
         options(args.segment_size, args.lazy_open),
         args.max_ops,
