@@ -59,7 +59,7 @@ pub mod suite;
 mod wal_storage;
 
 pub use apply::Apply;
-pub use config::Config;
+pub use config::{Bugs, Config};
 pub use error::{Error, Result, StorageError};
 pub use log::RaftLog;
 pub use mem_storage::MemStorage;
