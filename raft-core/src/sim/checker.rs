@@ -17,13 +17,18 @@
 //!   most the term of the node that applied it (the smallest such term is kept). Every leader
 //!   of a higher term must hold it (unless its snapshot covers it): checked when a node
 //!   becomes leader, and for the current leaders when a command is first seen applied.
+//! - **Commitment**: from the acknowledgements followers send (AppendEntries successes,
+//!   InstallSnapshot replies) the checker computes what Raft's rule has committed: a
+//!   leader's entries through `c` once a majority, the leader included, holds them and the
+//!   entry at `c` is of the leader's term. No node may apply a command beyond that.
 //! - **State Machine Safety**: no two applies of one index carry different commands, across
 //!   nodes, restarts and snapshots (a snapshot applied is decoded and its every value
 //!   checked).
 //! - **Nothing promised is lost**: for each node the checker keeps the highest term it sent
-//!   in any message, the vote it granted in that term, the highest index it acknowledged in
-//!   that term (AppendEntries success, InstallSnapshot reply) with the term of the entry
-//!   there. After a restart the node's term must be at least that term; if it is the same
+//!   in any message, the vote it granted in that term, the highest index it vouched for in
+//!   that term with the term of the entry there (a follower's AppendEntries success or
+//!   InstallSnapshot reply; a leader's commit index in its AppendEntries, since a leader
+//!   counts its own copy towards the majority). After a restart the node's term must be at least that term; if it is the same
 //!   term, the vote must be the same and the acknowledged entries must still be there.
 
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +64,10 @@ struct Promise {
     snapshot: u64,
 }
 
+/// What a follower holds: its log through this index, with the term of the entry there
+/// (`None` when its snapshot covers it).
+type Held = (u64, Option<u64>);
+
 /// A command seen applied: its term, data hash, and an upper bound of the term it was
 /// committed in.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +78,12 @@ struct Committed {
 
 pub(crate) struct Checker {
     mode: CheckerMode,
+    n: usize,
+    /// Per term, each node's highest acknowledgement to that term's leader: the index it
+    /// holds through and the term of its entry there (`None`: covered by its snapshot).
+    acks: HashMap<u64, Vec<Option<Held>>>,
+    /// The highest index committed by Raft's rule, from the acknowledgements seen.
+    commit: u64,
     leaders: HashMap<u64, usize>,
     votes: HashMap<(usize, u64), u64>,
     entries: HashMap<(u64, u64), (u64, Option<u64>)>,
@@ -85,6 +100,9 @@ impl Checker {
     pub(crate) fn new(n: usize, mode: CheckerMode) -> Self {
         Checker {
             mode,
+            n,
+            acks: HashMap::new(),
+            commit: 0,
             leaders: HashMap::new(),
             votes: HashMap::new(),
             entries: HashMap::new(),
@@ -195,18 +213,44 @@ impl Checker {
                     p.vote = Some(c);
                 }
             }
-            match &env.msg {
+            // What the node vouches it holds: a follower's success, and a leader's commit
+            // index (the leader counts its own copy towards the majority).
+            let holds = match &env.msg {
                 Message::AppendEntriesReply(r) if r.success && r.term == p.term => {
-                    let m = r.match_index;
-                    if p.ack.is_none_or(|(a, _)| m > a) {
-                        let held = if m <= log.base().index {
-                            None
-                        } else {
-                            log.term(m)
-                        };
-                        p.ack = Some((m, held));
-                    }
+                    Some(r.match_index)
                 }
+                Message::AppendEntries(a) if a.term == p.term => {
+                    Some(a.leader_commit.min(log.last_index()))
+                }
+                _ => None,
+            };
+            if let Some(m) = holds.filter(|&m| p.ack.is_none_or(|(a, _)| m > a)) {
+                let held = if m <= log.base().index {
+                    None
+                } else {
+                    log.term(m)
+                };
+                p.ack = Some((m, held));
+            }
+            let acked = match &env.msg {
+                Message::AppendEntriesReply(r) if r.success && r.term == r.req_term => {
+                    let m = r.match_index;
+                    Some((
+                        r.term,
+                        m,
+                        (m > log.base().index).then(|| log.term(m)).flatten(),
+                    ))
+                }
+                Message::InstallSnapshotReply(r) if r.term == r.req_term => {
+                    Some((r.term, r.last_included_index, None))
+                }
+                _ => None,
+            };
+            if let Some((term, m, held)) = acked {
+                self.acknowledge(i, env.to as usize, term, m, held);
+            }
+            let p = &mut self.promises[i];
+            match &env.msg {
                 Message::InstallSnapshotReply(r) if r.term == r.req_term && r.term == p.term => {
                     p.snapshot = p.snapshot.max(r.last_included_index);
                 }
@@ -214,6 +258,33 @@ impl Checker {
             }
         }
         out
+    }
+
+    /// Follower `i` told `leader`, the leader of `term`, that it holds its log through `m`
+    /// (`held`: the term of the entry there). Raft's rule: the leader's entries through `c`
+    /// are committed once a majority (the leader counts itself) holds them through `c` and
+    /// the entry at `c` is of `term`.
+    fn acknowledge(&mut self, i: usize, leader: usize, term: u64, m: u64, held: Option<u64>) {
+        let need = self.n / 2;
+        if need == 0 || leader >= self.n {
+            return;
+        }
+        let acks = self.acks.entry(term).or_insert_with(|| vec![None; self.n]);
+        if acks[i].is_none_or(|(a, _)| m > a) {
+            acks[i] = Some((m, held));
+        }
+        let mut held_by: Vec<Held> = acks
+            .iter()
+            .enumerate()
+            .filter(|&(f, _)| f != leader)
+            .filter_map(|(_, a)| *a)
+            .collect();
+        held_by.sort_unstable_by_key(|&(m, _)| std::cmp::Reverse(m));
+        if let Some(&(c, Some(t))) = held_by.get(need - 1) {
+            if t == term {
+                self.commit = self.commit.max(c);
+            }
+        }
     }
 
     /// Node `i`'s role after an input: `leader` in `term`.
@@ -277,6 +348,14 @@ impl Checker {
                 data,
             } => {
                 self.check_value(i, *index, data_hash(data), &mut out);
+                // (A single node is its own majority: no acknowledgement to count.)
+                if self.n > 1 && *index > self.commit {
+                    out.push(format!(
+                        "Commitment: node {i} applied index {index} (term {et}), but by Raft's \
+                         rule the entries are committed only through {}",
+                        self.commit
+                    ));
+                }
                 match self.committed.get_mut(index) {
                     None => {
                         self.committed.insert(

@@ -149,6 +149,8 @@ pub struct RunStats {
     pub log_retained_max: u64,
     /// Safety violations the checker found.
     pub violations: u64,
+    /// The service's `Snapshot()` calls.
+    pub snapshots: u64,
 }
 
 struct InFlight {
@@ -207,6 +209,7 @@ pub struct Tester {
     last_snapshot: Vec<Option<Vec<Checkpoint>>>,
     /// Node has been started before (its next start is a restart).
     started: Vec<bool>,
+    snapshot_calls: u64,
 }
 
 impl Tester {
@@ -267,6 +270,7 @@ impl Tester {
             snapshot_io: None,
             last_snapshot: vec![None; n],
             started: vec![false; n],
+            snapshot_calls: 0,
         };
         for i in 0..n {
             t.start1(i);
@@ -315,6 +319,7 @@ impl Tester {
             log_live_max: self.log_live_max,
             log_retained_max: self.log_retained_max,
             violations: self.checker.violations(),
+            snapshots: self.snapshot_calls,
         }
     }
     /// The first failure recorded, if any (a lab check, or the safety checker when it
@@ -667,6 +672,7 @@ impl Tester {
             Disk::Wal(fs) => Some(fs.clone()),
             Disk::Mem(_) => None,
         };
+        self.snapshot_calls += 1;
         let crashing = self.snapshot_io.is_some();
         let before = fs.as_ref().map_or(0, |f| f.io_calls());
         if let (Some(fs), false) = (&fs, crashing) {
@@ -1194,4 +1200,128 @@ pub fn decode_snapshot(data: &[u8]) -> Option<(u64, Vec<Vec<u8>>)> {
         pos += len;
     }
     Some((last, xlog))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{AppendEntriesReply, Conflict, RequestVote};
+
+    fn quiet(snapshots: bool) -> Tester {
+        let mut t = Tester::new(3, false, snapshots, StoreKind::Mem, 1);
+        t.sleep(3 * ELECTION_TIMEOUT_MS).unwrap();
+        t
+    }
+
+    fn term(t: &Tester, i: usize) -> u64 {
+        t.get_state(i).unwrap().0
+    }
+
+    /// A reply from 1 to 0 carrying a term far ahead: if 0 handles it, it adopts the term.
+    fn reply_from_1_to_0(term: u64) -> Envelope {
+        Envelope {
+            from: 1,
+            to: 0,
+            msg: Message::AppendEntriesReply(AppendEntriesReply {
+                term,
+                req_term: term,
+                success: false,
+                match_index: 0,
+                conflict: Conflict::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_reply_arrives_after_its_link_went_down() {
+        let mut t = quiet(false);
+        let far = term(&t, 0) + 50;
+        // As if 1 had just handled a request from 0's current incarnation.
+        t.caller_inc[1][0] = t.incarnation[0];
+        t.send(1, reply_from_1_to_0(far));
+        t.disconnect(0);
+        t.disconnect(1);
+        let b = t.bytes_total();
+        t.sleep(10).unwrap();
+        assert_eq!(
+            term(&t, 0),
+            far,
+            "labrpc hands a reply back whatever the links do"
+        );
+        assert!(
+            t.bytes_total() > b,
+            "the reply's bytes are counted when handed back"
+        );
+    }
+
+    #[test]
+    fn a_reply_to_a_crashed_caller_is_lost() {
+        let mut t = quiet(false);
+        let far = term(&t, 0) + 50;
+        t.caller_inc[1][0] = t.incarnation[0];
+        t.send(1, reply_from_1_to_0(far));
+        t.start1(0);
+        t.connect(0);
+        t.sleep(10).unwrap();
+        assert!(term(&t, 0) < far, "the caller's old instance is gone");
+    }
+
+    #[test]
+    fn a_request_goes_through_if_its_link_was_up_when_sent() {
+        let mut t = quiet(false);
+        let far = term(&t, 2) + 50;
+        let rv = |to| Envelope {
+            from: 0,
+            to,
+            msg: Message::RequestVote(RequestVote {
+                term: far,
+                last_log_index: 0,
+                last_log_term: 0,
+            }),
+        };
+        let rpcs = t.rpc_total();
+        t.send(0, rv(2));
+        t.disconnect(2);
+        t.sleep(40).unwrap();
+        assert_eq!(term(&t, 2), far, "sent while connected: delivered");
+        assert_eq!(t.rpc_total(), rpcs + 1);
+        t.send(0, rv(1));
+        t.sleep(40).unwrap();
+        assert_eq!(
+            t.rpc_total(),
+            rpcs + 2,
+            "counted even when it cannot go through"
+        );
+        let t1 = term(&t, 1);
+        t.disconnect(0);
+        t.send(0, rv(1));
+        t.connect(0);
+        t.sleep(40).unwrap();
+        assert!(term(&t, 1) >= t1);
+        assert!(
+            term(&t, 1) < far + 1,
+            "sent while disconnected: never delivered"
+        );
+    }
+
+    #[test]
+    fn the_service_snapshots_at_every_qualifying_index_of_a_batch() {
+        for store in [StoreKind::Mem, StoreKind::Wal] {
+            let mut t = Tester::new(1, false, true, store, 3);
+            t.sleep(ELECTION_TIMEOUT_MS).unwrap();
+            assert!(t.get_state(0).unwrap().1, "a single node elects itself");
+            // 25 commands committed and applied in one batch: indices 9 and 19 qualify.
+            let node = t.nodes[0].as_mut().unwrap();
+            let batch = (0..25).map(|k| Input::Propose(cmd(k))).collect();
+            node.handle_batch(batch).unwrap();
+            t.flush(0);
+            t.end().unwrap();
+            assert_eq!(
+                t.stats().snapshots,
+                2,
+                "one Snapshot() per qualifying index"
+            );
+            assert_eq!(t.nodes[0].as_ref().unwrap().log().base().index, 19);
+        }
+    }
 }
