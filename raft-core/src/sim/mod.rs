@@ -1,9 +1,14 @@
 //! The deterministic simulator and the lab's tester.
 //!
 //! - [`Tester`]: the lab's `config.go` — a cluster on a virtual clock, a network with the
-//!   lab's `labrpc` behaviours (reliable/unreliable, long reordering, partitions), crashes
-//!   as power cuts ([`StoreKind::Wal`]: `fault_inject::SimFs::crash`) or as the lab's
-//!   `Persister` copy ([`StoreKind::Mem`]), and the lab's checks. No threads, no real time.
+//!   lab's `labrpc` behaviours (reliable/unreliable, long reordering, partitions; a request
+//!   goes through if its link is up when sent, and its reply comes back whatever the links
+//!   do by then), crashes as power cuts ([`StoreKind::Wal`]: `fault_inject::SimFs::crash`,
+//!   some in the middle of a persist) or as the lab's `Persister` copy ([`StoreKind::Mem`]),
+//!   and the lab's checks with its limits. No threads, no real time.
+//! - The safety checker ([`CheckerMode`], on by default): Election Safety, one vote per
+//!   term, Log Matching, Leader Completeness, Commitment, State Machine Safety, and that a
+//!   restart loses nothing the node had sent, over every input and output of a whole run.
 //! - [`Scenario`] and [`run_scenario`]: run one scenario over many seeds, print per-scenario
 //!   figures, and on failure print the seed and the command that replays it.
 //!
@@ -11,7 +16,9 @@
 //! - `RAFT_SEEDS=N` — seeds per scenario and store (default [`DEFAULT_SEEDS`]);
 //! - `RAFT_SEED=S` — run only seed `S` (replay);
 //! - `RAFT_SEED_BASE=B` — seeds are `B+1 ..= B+N` (default 0);
-//! - `RAFT_REPORT=path` — also append each summary line to `path`.
+//! - `RAFT_REPORT=path` — also append each summary line to `path`;
+//! - `RAFT_MID_PERSIST_SHARE=x` — the share (0.0–1.0) of WAL crashes cut mid-persist, and of
+//!   restarts whose recovery is cut once (default [`DEFAULT_MID_PERSIST_SHARE`]).
 
 mod checker;
 mod client;
