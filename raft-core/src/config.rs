@@ -19,6 +19,32 @@ pub struct Config {
     pub max_entries_per_message: usize,
     /// Seed of the node's randomness (election timeouts).
     pub seed: u64,
+    /// Bugs planted on purpose, all off by default: only the safety checker's own tests
+    /// turn them on, to show that the simulator's checker catches them.
+    pub bugs: Bugs,
+}
+
+/// Deliberate bugs, each behind its own switch (all off in [`Bugs::default`]). They exist so
+/// the tests of the simulator's safety checker can show the checker is not vacuous; nothing
+/// else sets them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// The vote is never written to storage (the term still is): after a restart in the
+    /// same term the node may vote again, for someone else.
+    pub unpersisted_vote: bool,
+    /// The leader commits the highest index a majority holds whatever its term (Figure 8's
+    /// rule removed: an earlier term's entry is committed by counting replicas).
+    pub figure8_commit: bool,
+    /// `persist()` never calls `sync` after appending: entries are acknowledged before they
+    /// are durable, and a power cut loses them.
+    pub no_sync_after_append: bool,
+}
+
+impl Bugs {
+    /// True when any bug is on.
+    pub fn any(&self) -> bool {
+        self.unpersisted_vote || self.figure8_commit || self.no_sync_after_append
+    }
 }
 
 impl Config {
@@ -35,6 +61,7 @@ impl Config {
             heartbeat_ticks: 10,
             max_entries_per_message: 512,
             seed,
+            bugs: Bugs::default(),
         }
     }
 

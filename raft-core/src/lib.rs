@@ -29,9 +29,13 @@
 //! ## The scenario suite
 //!
 //! The 28 tests of 6.5840 Lab 3 (3A–3D) live in `tests/part3{a,b,c,d}.rs`, each over
-//! [`MemStorage`] and over [`WalStorage`] on a power-loss disk (`fault_inject::SimFs`; half of
-//! the crashes cut the power in the middle of a persist). Each test runs several seeds and
-//! prints one line of figures per scenario and store:
+//! [`MemStorage`], over [`WalStorage`] on a power-loss disk (`fault_inject::SimFs`; a share
+//! of the crashes — half by default, `RAFT_MID_PERSIST_SHARE` — cut the power in the middle
+//! of a persist, of the service's `Snapshot()` or of WAL recovery), and over the WAL through
+//! [`Raft::handle_batch`] (group commit). The lab's checks run with the lab's limits (120 s
+//! per test, `MAXLOGSIZE` on every server's persisted log, request and reply bytes), and a
+//! global safety checker watches every run (see [`sim`]). Each test runs several seeds and
+//! prints one line of figures per scenario, store and driver:
 //!
 //! ```text
 //! cargo test -p raft-core --release -- --nocapture                     # 10 seeds each
@@ -59,7 +63,7 @@ pub mod suite;
 mod wal_storage;
 
 pub use apply::Apply;
-pub use config::Config;
+pub use config::{Bugs, Config};
 pub use error::{Error, Result, StorageError};
 pub use log::RaftLog;
 pub use mem_storage::MemStorage;

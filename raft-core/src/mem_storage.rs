@@ -35,6 +35,14 @@ impl MemStorage {
             .map_err(|_| "MemStorage lock poisoned by a panic".into())
     }
 
+    /// Bytes of the log above the base in a compact encoding (20 bytes of index, term and
+    /// length per entry plus its data), the lab's `RaftStateSize` for this store.
+    pub fn log_size_bytes(&self) -> u64 {
+        self.lock()
+            .map(|s| s.entries.iter().map(|e| 20 + e.data.len() as u64).sum())
+            .unwrap_or(0)
+    }
+
     /// Number of calls that changed state (the lab's `Persister.Save` count).
     pub fn saves(&self) -> u64 {
         self.lock().map(|s| s.saves).unwrap_or(0)

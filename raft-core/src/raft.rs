@@ -202,9 +202,17 @@ impl<S: Storage> Raft<S> {
     pub fn log_size_bytes(&self) -> usize {
         self.log.size_bytes()
     }
+    /// The vote cast in the current term, if any (the node itself when it campaigned).
+    pub fn voted_for(&self) -> Option<u64> {
+        self.vote
+    }
     /// The storage.
     pub fn storage(&self) -> &S {
         &self.storage
+    }
+    /// The storage, mutably (the simulator drains its journal of log writes).
+    pub(crate) fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
     }
     /// Stops the node (as a crash would) and gives its storage back.
     pub fn into_storage(self) -> S {
@@ -398,7 +406,8 @@ impl<S: Storage> Raft<S> {
         if std::mem::take(&mut self.pending.hard_state) {
             let hs = HardState {
                 term: self.term,
-                vote: self.vote,
+                // Planted bug: the vote never reaches storage.
+                vote: self.vote.filter(|_| !self.cfg.bugs.unpersisted_vote),
             };
             self.storage
                 .set_hard_state(hs)
@@ -406,12 +415,14 @@ impl<S: Storage> Raft<S> {
             self.stats.hard_state_writes += 1;
         }
         let mut unsynced = false;
+        // Planted bug: appends are never synced here.
+        let sync = !self.cfg.bugs.no_sync_after_append;
         for op in std::mem::take(&mut self.pending.ops) {
             match op {
                 LogOp::Append(entries) => {
                     self.storage.append(&entries).map_err(|e| ("append", e))?;
                     self.stats.entries_persisted += entries.len() as u64;
-                    unsynced = true;
+                    unsynced = sync;
                 }
                 LogOp::Truncate(from) => {
                     if unsynced {
@@ -729,7 +740,10 @@ impl<S: Storage> Raft<S> {
         let mut matched: Vec<u64> = self.progress.iter().map(|p| p.matched).collect();
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let majority = matched[self.cfg.cluster_size / 2];
-        if majority > self.commit && self.log.term(majority) == Some(self.term) {
+        let current_term = self.log.term(majority) == Some(self.term);
+        // Planted bug: without the term condition an earlier term's entry is committed by
+        // counting replicas (Figure 8).
+        if majority > self.commit && (current_term || self.cfg.bugs.figure8_commit) {
             self.commit = majority;
             self.apply_committed();
         }

@@ -2,7 +2,7 @@
 //! SnapshotInstallCrash, SnapshotInstallUnCrash, SnapshotAllCrash, SnapshotInit). The service
 //! snapshots every 10 applied commands; the persisted log must stay under 2000 bytes.
 
-use raft_core::sim::{cmd, Scenario, TResult, Tester, MAX_LOG_SIZE, SNAPSHOT_INTERVAL};
+use raft_core::sim::{cmd, Scenario, TResult, Tester, SNAPSHOT_INTERVAL};
 
 const fn spec(
     name: &'static str,
@@ -72,9 +72,8 @@ fn snap_common(cfg: &mut Tester, disconnect: bool, crash: bool) -> TResult<()> {
         } else {
             cfg.one(c, servers - 1, true)?;
         }
-        if cfg.log_size() >= MAX_LOG_SIZE {
-            return Err(format!("Log size too large: {} bytes", cfg.log_size()));
-        }
+        // The lab's `LogSize() >= MAXLOGSIZE`, on every server's persisted state.
+        cfg.check_log_size()?;
         if disconnect {
             cfg.connect(victim);
             let c = rand_cmd(cfg);

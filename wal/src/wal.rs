@@ -222,6 +222,35 @@ impl<V: Vfs> Wal<V> {
         }
     }
 
+    /// Bytes of record frames the segments hold for the entries at index `from` and above,
+    /// written or still buffered: `record_bytes(0)` is all the log keeps on disk, compacted
+    /// entries still in the oldest segment included (a segment is deleted only once it is
+    /// wholly at or below the base), and `record_bytes(self.first_index())` the live log.
+    /// Segment header pages, the header file and snapshot files are not counted. A sealed
+    /// segment that a lazy open has not indexed counts to its file's length, and is indexed
+    /// when `from` falls inside it.
+    pub fn record_bytes(&self, from: u64) -> Result<u64> {
+        let active = self.segments.len().saturating_sub(1);
+        let mut total = 0;
+        for (i, seg) in self.segments.iter().enumerate() {
+            let buffered = if i == active {
+                self.pending.len() as u64
+            } else {
+                0
+            };
+            let start = if from <= seg.first_index {
+                crate::format::seg::DATA_START as u64
+            } else {
+                match seg.offset_of(from)? {
+                    Some(off) if off != u64::from(u32::MAX) => off,
+                    _ => continue,
+                }
+            };
+            total += (seg.written + buffered).saturating_sub(start);
+        }
+        Ok(total)
+    }
+
     /// True after a failed write or sync: every later write fails until reopen.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()

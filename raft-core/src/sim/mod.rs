@@ -1,9 +1,14 @@
 //! The deterministic simulator and the lab's tester.
 //!
 //! - [`Tester`]: the lab's `config.go` — a cluster on a virtual clock, a network with the
-//!   lab's `labrpc` behaviours (reliable/unreliable, long reordering, partitions), crashes
-//!   as power cuts ([`StoreKind::Wal`]: `fault_inject::SimFs::crash`) or as the lab's
-//!   `Persister` copy ([`StoreKind::Mem`]), and the lab's checks. No threads, no real time.
+//!   lab's `labrpc` behaviours (reliable/unreliable, long reordering, partitions; a request
+//!   goes through if its link is up when sent, and its reply comes back whatever the links
+//!   do by then), crashes as power cuts ([`StoreKind::Wal`]: `fault_inject::SimFs::crash`,
+//!   some in the middle of a persist) or as the lab's `Persister` copy ([`StoreKind::Mem`]),
+//!   and the lab's checks with its limits. No threads, no real time.
+//! - The safety checker ([`CheckerMode`], on by default): Election Safety, one vote per
+//!   term, Log Matching, Leader Completeness, Commitment, State Machine Safety, and that a
+//!   restart loses nothing the node had sent, over every input and output of a whole run.
 //! - [`Scenario`] and [`run_scenario`]: run one scenario over many seeds, print per-scenario
 //!   figures, and on failure print the seed and the command that replays it.
 //!
@@ -11,8 +16,11 @@
 //! - `RAFT_SEEDS=N` — seeds per scenario and store (default [`DEFAULT_SEEDS`]);
 //! - `RAFT_SEED=S` — run only seed `S` (replay);
 //! - `RAFT_SEED_BASE=B` — seeds are `B+1 ..= B+N` (default 0);
-//! - `RAFT_REPORT=path` — also append each summary line to `path`.
+//! - `RAFT_REPORT=path` — also append each summary line to `path`;
+//! - `RAFT_MID_PERSIST_SHARE=x` — the share (0.0–1.0) of WAL crashes cut mid-persist, and of
+//!   restarts whose recovery is cut once (default [`DEFAULT_MID_PERSIST_SHARE`]).
 
+mod checker;
 mod client;
 mod storage;
 mod tester;
@@ -21,11 +29,15 @@ use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+pub use checker::CheckerMode;
 pub use client::ClientId;
-pub use storage::{sim_wal_options, SimStorage, StoreKind, WAL_DIR};
+pub use storage::{
+    segment_record_capacity, sim_wal_options, LogBytes, SimStorage, StoreKind, WAL_DIR,
+};
 pub use tester::{
-    cmd, decode_snapshot, encode_snapshot, RunStats, TResult, Tester, ELECTION_TIMEOUT_MS,
-    MAX_LOG_SIZE, MAX_SIM_MS, SNAPSHOT_INTERVAL,
+    cmd, decode_snapshot, encode_snapshot, Driver, RunStats, SimOptions, TResult, Tester,
+    BATCH_WINDOW_MS, DEFAULT_MID_PERSIST_SHARE, ELECTION_TIMEOUT_MS, MAX_LOG_SIZE, MAX_SIM_MS,
+    SNAPSHOT_INTERVAL,
 };
 
 /// Seeds per scenario and store when `RAFT_SEEDS` is not set.
@@ -53,28 +65,43 @@ pub struct Scenario {
 pub struct SeedOutcome {
     /// The seed.
     pub seed: u64,
-    /// `Err` with the failure message.
+    /// `Err` with the failure message (a lab check, or the safety checker when it enforces).
     pub result: Result<(), String>,
+    /// The first safety violation the checker found (also when it only observes).
+    pub violation: Option<String>,
     /// Figures (up to the failure, if any).
     pub stats: RunStats,
     /// Wall-clock time of the run.
     pub wall: Duration,
 }
 
-/// Runs `scenario` on `store` with `seed`.
+/// Runs `scenario` on `store` with `seed` and the default options.
 pub fn run_seed(scenario: &Scenario, store: StoreKind, seed: u64) -> SeedOutcome {
+    run_seed_with(scenario, store, seed, SimOptions::default())
+}
+
+/// Runs `scenario` on `store` with `seed` and `opts`.
+pub fn run_seed_with(
+    scenario: &Scenario,
+    store: StoreKind,
+    seed: u64,
+    opts: SimOptions,
+) -> SeedOutcome {
     let t0 = Instant::now();
     let mut stats = RunStats::default();
+    let mut violation = None;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let mut t = Tester::new(
+        let mut t = Tester::with_options(
             scenario.servers,
             scenario.unreliable,
             scenario.snapshots,
             store,
             seed,
+            opts,
         );
         let r = (scenario.body)(&mut t).and_then(|()| t.end().map(|_| ()));
         stats = t.stats();
+        violation = t.safety_violation().map(str::to_string);
         r
     }))
     .unwrap_or_else(|p| {
@@ -88,6 +115,7 @@ pub fn run_seed(scenario: &Scenario, store: StoreKind, seed: u64) -> SeedOutcome
     SeedOutcome {
         seed,
         result,
+        violation,
         stats,
         wall: t0.elapsed(),
     }
@@ -107,43 +135,55 @@ pub fn seeds_from_env() -> Vec<u64> {
     (base + 1..=base + n).collect()
 }
 
-/// Runs `scenario` over the environment's seeds on `store`, prints one summary line (pass
-/// count, mean/max simulated time, mean RPCs and bytes, wall time) and every failing seed
-/// with the command that replays it, and panics if any seed failed. `test_path` is how to
-/// select this test (`--test <file> <name>`), used in the replay command.
-pub fn run_scenario(scenario: &Scenario, store: StoreKind, test_file: &str, test_name: &str) {
+/// Runs `scenario` over the environment's seeds on `store` through `driver`, prints one
+/// summary line (pass count, mean/max simulated time, mean RPCs and bytes of requests and
+/// replies, crash figures, the largest persisted log, wall time) and every failing seed
+/// with the command that replays it, and panics if any seed failed. `test_file` and
+/// `test_name` select this test, for the replay command.
+pub fn run_scenario(
+    scenario: &Scenario,
+    store: StoreKind,
+    driver: Driver,
+    test_file: &str,
+    test_name: &str,
+) {
     let seeds = seeds_from_env();
+    let opts = SimOptions {
+        driver,
+        ..SimOptions::from_env()
+    };
     let t0 = Instant::now();
     let outcomes: Vec<SeedOutcome> = seeds
         .iter()
-        .map(|&s| run_seed(scenario, store, s))
+        .map(|&s| run_seed_with(scenario, store, s, opts))
         .collect();
     let wall = t0.elapsed();
     let passed: Vec<&SeedOutcome> = outcomes.iter().filter(|o| o.result.is_ok()).collect();
     let k = passed.len().max(1) as f64;
-    let mean = |f: &dyn Fn(&RunStats) -> u64| {
-        passed
-            .iter()
-            .map(|o| f(&o.stats) as f64)
-            .sum::<f64>()
-            .max(0.0)
-            / k
-    };
+    let mean =
+        |f: &dyn Fn(&RunStats) -> u64| passed.iter().map(|o| f(&o.stats) as f64).sum::<f64>() / k;
+    let max = |f: &dyn Fn(&RunStats) -> u64| passed.iter().map(|o| f(&o.stats)).max().unwrap_or(0);
     let line = format!(
-        "scenario {:<26} part {} store {} seeds {:>5} passed {:>5} failed {:>3} | sim mean {:>6.1} s max {:>6.1} s | rpcs mean {:>7.0} | bytes mean {:>9.0} | crashes mean {:>5.1} (mid-persist {:>4.1}, torn tails recovered {:>4.1}) | wall {:>7.2} s",
+        "scenario {:<26} part {} store {:<9} seeds {:>5} passed {:>5} failed {:>3} | sim mean {:>6.1} s max {:>6.1} s | rpcs mean {:>7.0} | bytes mean {:>9.0} (replies {:>8.0}) | crashes mean {:>5.1} (mid-persist {:>4.1}, in Snapshot {:>4.1}, recovery cut {:>4.1}, torn tails recovered {:>4.1}) | log max {:>5} B, retained max {:>5} B | violations {} | wall {:>7.2} s",
         scenario.name,
         scenario.part,
-        store,
+        format!("{store}{}", driver.suffix()),
         outcomes.len(),
         passed.len(),
         outcomes.len() - passed.len(),
         mean(&|s| s.sim_ms) / 1000.0,
-        passed.iter().map(|o| o.stats.sim_ms).max().unwrap_or(0) as f64 / 1000.0,
+        max(&|s| s.sim_ms) as f64 / 1000.0,
         mean(&|s| s.rpcs),
         mean(&|s| s.bytes),
+        mean(&|s| s.reply_bytes),
         mean(&|s| s.crashes),
         mean(&|s| s.mid_persist_crashes),
+        mean(&|s| s.snapshot_cuts),
+        mean(&|s| s.recovery_cuts),
         mean(&|s| s.torn_recoveries),
+        max(&|s| s.log_live_max),
+        max(&|s| s.log_retained_max),
+        outcomes.iter().map(|o| o.stats.violations).sum::<u64>(),
         wall.as_secs_f64(),
     );
     eprintln!("{line}");
@@ -159,9 +199,9 @@ pub fn run_scenario(scenario: &Scenario, store: StoreKind, test_file: &str, test
     let failures: Vec<&SeedOutcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
     for o in &failures {
         eprintln!(
-            "FAILED {} [{}] seed {}: {}\n  replay: RAFT_SEED={} cargo test -p raft-core --release --test {} -- {} --exact --nocapture",
+            "FAILED {} [{store}{}] seed {}: {}\n  replay: RAFT_SEED={} cargo test -p raft-core --release --test {} -- {} --exact --nocapture",
             scenario.name,
-            store,
+            driver.suffix(),
             o.seed,
             o.result.as_ref().err().map(String::as_str).unwrap_or(""),
             o.seed,
@@ -171,9 +211,9 @@ pub fn run_scenario(scenario: &Scenario, store: StoreKind, test_file: &str, test
     }
     if let Some(o) = failures.first() {
         panic!(
-            "{} [{}]: {} of {} seeds failed; first: seed {}: {}",
+            "{} [{store}{}]: {} of {} seeds failed; first: seed {}: {}",
             scenario.name,
-            store,
+            driver.suffix(),
             failures.len(),
             outcomes.len(),
             o.seed,
@@ -182,9 +222,10 @@ pub fn run_scenario(scenario: &Scenario, store: StoreKind, test_file: &str, test
     }
 }
 
-/// Declares, for each scenario, a test module with one test per store:
+/// Declares, for each scenario, a test module with one test per store and driver:
 /// `scenario_tests!(initial_election => INITIAL_ELECTION, ...)` gives
-/// `initial_election::mem` and `initial_election::wal`.
+/// `initial_election::mem`, `initial_election::wal` and `initial_election::wal_batch` (the
+/// WAL through [`Driver::Batch`]).
 #[macro_export]
 macro_rules! scenario_tests {
     ($($m:ident => $spec:expr),* $(,)?) => {
@@ -195,6 +236,7 @@ macro_rules! scenario_tests {
                     $crate::sim::run_scenario(
                         &$spec,
                         $crate::sim::StoreKind::Mem,
+                        $crate::sim::Driver::Single,
                         env!("CARGO_CRATE_NAME"),
                         concat!(stringify!($m), "::mem"),
                     );
@@ -204,8 +246,19 @@ macro_rules! scenario_tests {
                     $crate::sim::run_scenario(
                         &$spec,
                         $crate::sim::StoreKind::Wal,
+                        $crate::sim::Driver::Single,
                         env!("CARGO_CRATE_NAME"),
                         concat!(stringify!($m), "::wal"),
+                    );
+                }
+                #[test]
+                fn wal_batch() {
+                    $crate::sim::run_scenario(
+                        &$spec,
+                        $crate::sim::StoreKind::Wal,
+                        $crate::sim::Driver::Batch,
+                        env!("CARGO_CRATE_NAME"),
+                        concat!(stringify!($m), "::wal_batch"),
                     );
                 }
             }
