@@ -644,12 +644,16 @@ impl<V: Vfs> Wal<V> {
             self.last_index = meta.index;
             self.last_term = meta.term;
         }
-        // Remove segments wholly at or below the base (all of them if the log is now empty).
+        // Remove segments wholly at or below the base. The last one stays while the log
+        // continues from it (even if all its entries are compacted): a directory without
+        // segments would keep no trace of this compaction, and if bit rot then took the new
+        // header slot, open would fall back to the older slot's base with the entries above
+        // it gone. What remains lets open recover the older state, or refuse.
         let mut doomed = Vec::new();
         while let Some(seg) = self.segments.first() {
             let wholly_below = match self.segments.get(1) {
                 Some(next) => next.first_index <= meta.index + 1,
-                None => self.last_index <= meta.index,
+                None => !keeps_suffix,
             };
             if !wholly_below {
                 break;
@@ -660,6 +664,16 @@ impl<V: Vfs> Wal<V> {
         if self.segments.is_empty() {
             self.pending.clear();
             self.last_record = None;
+            // The log restarts past a snapshot it does not hold: its next segment is created
+            // (durably) before the old ones go, so that a segment starting past the older
+            // slot's base proves this snapshot was installed. (No entry can follow a base
+            // of `u64::MAX - 1`: no segment then.)
+            if meta.index < u64::MAX - 1 {
+                self.rotate(meta.index + 1)?;
+            }
+            // The new segment replaced (renamed over) any old one of that name.
+            let fresh = self.segments.last().map(|s| s.path.clone());
+            doomed.retain(|p| Some(p) != fresh.as_ref());
         }
         if let Some(old) = old_snapshot.filter(|p| Some(p) != self.snapshot_path.as_ref()) {
             doomed.push(old);

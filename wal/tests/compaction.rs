@@ -53,8 +53,10 @@ fn compact_to_the_last_index_empties_the_log_and_appends_continue() {
         (w.first_index(), w.last_index(), w.last_term()),
         (101, 100, 3)
     );
-    assert!(segment_files(dir.path()).is_empty());
+    // The last segment stays (its entries all compacted): appends continue in it.
+    assert_eq!(segment_files(dir.path()).len(), 1);
     w.append_sync(&[ent(101, 3, 5), ent(102, 4, 5)]).unwrap();
+    assert_eq!(segment_files(dir.path()).len(), 1);
     drop(w);
     let w = Wal::open(dir.path(), small_opts()).unwrap();
     assert_log(&w, 101, &[ent(101, 3, 5), ent(102, 4, 5)]);
@@ -108,7 +110,11 @@ fn save_snapshot_with_conflicting_term_discards_the_log() {
         (w.first_index(), w.last_index(), w.last_term()),
         (121, 120, 9)
     );
-    assert!(segment_files(dir.path()).is_empty());
+    // The old segments are gone; a fresh one starts after the snapshot.
+    assert_eq!(
+        segment_files(dir.path()),
+        vec!["00000000000000000121.wal".to_string()]
+    );
     w.append_sync(&[ent(121, 9, 3)]).unwrap();
     drop(w);
     let w = Wal::open(dir.path(), small_opts()).unwrap();

@@ -193,11 +193,17 @@ fn scan_with<V: Vfs>(
     // Entries at or below the base are compacted; if nothing is above it, every segment is
     // stale. An entry at the base must agree with the snapshot's term.
     let last = segs.last().map(|s| s.last_index()).unwrap_or(base.index);
+    let mut base_gap = None;
     if !segs.is_empty() && last <= base.index {
         plan.remove.extend(segs.drain(..).map(|s| s.path));
         cut = None;
-    } else {
-        check_base(&segs, &hstate)?;
+    } else if let Err(e) = check_base(&segs, &hstate) {
+        // With the newer slot damaged, a log that does not fit the current slot's base was
+        // compacted under the newer one: falling back would roll that back.
+        match header.as_ref().and_then(|h| h.damaged_other_slot()) {
+            Some((slot, reason)) => base_gap = Some((slot, reason, e.to_string())),
+            None => return Err(e),
+        }
     }
     report.entries = segs
         .iter()
@@ -206,15 +212,18 @@ fn scan_with<V: Vfs>(
             (s.last_index() + 1).saturating_sub(lo)
         })
         .sum();
-    let rollback = header
-        .as_ref()
-        .and_then(|h| rollback_evidence(h, plan.newest_header_seq.as_ref()));
     let last_index = segs
         .iter()
         .rev()
         .find(|s| s.len() > 0)
         .map_or(base.index, |s| s.last_index())
         .max(base.index);
+    let rollback = match &header {
+        Some(h) => rollback_evidence(h, plan.newest_header_seq.as_ref())
+            .or(base_gap)
+            .or(fence_not_reached(h, dir, last_index, recovery)?),
+        None => None,
+    };
     let fence_index = plan.mark.unwrap_or(last_index).max(base.index);
     let unproven_from = walked.last_group_start.filter(|&(si, _)| si < segs.len());
     let max_seq = segs
@@ -428,6 +437,37 @@ fn rollback_evidence<F: VfsFile>(
             ),
         )
     })
+}
+
+/// The log must reach the current slot's fence index: the entries up to it were durable when
+/// that slot was written (an open keeps only what it made durable; a truncation keeps what
+/// was there), and only a newer slot's truncation or compaction removes any of them. So a
+/// log that ends short of it lost synced entries — unless the newer slot is damaged: then
+/// that slot was acted on (its compaction deleted segments, or its truncation cut them), and
+/// falling back to the current one would roll it back. `TruncateCorrupt` accepts the loss.
+fn fence_not_reached<F: VfsFile>(
+    header: &HeaderFile<F>,
+    dir: &Path,
+    last_index: u64,
+    recovery: RecoveryMode,
+) -> Result<Option<(u32, String, String)>> {
+    let st = header.state();
+    if last_index >= st.fence.index || recovery == RecoveryMode::TruncateCorrupt {
+        return Ok(None);
+    }
+    let evidence = format!(
+        "the log ends at index {last_index}, short of the current slot's fence index {}",
+        st.fence.index
+    );
+    match header.damaged_other_slot() {
+        Some((slot, reason)) => Ok(Some((slot, reason, evidence))),
+        None => Err(Error::corrupt(
+            dir.join(crate::header::HEADER_FILE),
+            0,
+            Some(last_index + 1),
+            format!("{evidence}: entries synced before the last truncation or open are missing"),
+        )),
+    }
 }
 
 /// The fsyncgate defence: after a failed fsync, the page cache may hold pages that were

@@ -207,6 +207,13 @@ impl Stream {
         let mut off = seg::DATA_START as u64;
         let mut batch_open = false;
         loop {
+            if next_first == Some(self.rule.expected) {
+                // The next segment holds this index: whatever follows here is stale, even
+                // a record that verifies (a suffix truncation's cut whose fsync failed left
+                // it on the disk, and a later open moved the fence past its index).
+                self.batch_open_at_end = batch_open;
+                return Ok((pushes, written));
+            }
             let frame = w.frame_at(off, seg.format, &seg.identity)?;
             // Whether everything from here to the end of the file is zero: checked once.
             let zero_tail = matches!(frame, Frame::Zero) && w.zero_from(off)?;
@@ -219,10 +226,6 @@ impl Stream {
                 Frame::Zero => None,
             };
             if let Some(reason) = damage {
-                if next_first == Some(self.rule.expected) {
-                    self.batch_open_at_end = batch_open;
-                    return Ok((pushes, written));
-                }
                 if self.rule.expected <= self.base.index {
                     if let Some((pos, index)) = self.resync(&mut w, seg, off)? {
                         // Damage among compacted entries: resume at the next record that
