@@ -1,4 +1,4 @@
-//! The FAULT-MODEL invariants, checked after every recovery.
+//! The fault model's invariants (`docs/FAULT-MODEL.md`), checked after every recovery.
 //!
 //! After a crash with no corruption injected, open always succeeds; every acknowledged entry
 //! is present and unchanged at its index; nothing truncated or never written appears; the
@@ -145,8 +145,13 @@ fn check_base(model: &Model, rec: &Recovered) -> Result<(), String> {
 
 fn check_entries(model: &Model, rec: &Recovered) -> Result<(), String> {
     let mut must_reach = model.acked_last;
-    if let Some(Op::TruncateSuffix(from)) = &model.in_flight {
-        must_reach = must_reach.min(from.saturating_sub(1));
+    match &model.in_flight {
+        Some(Op::TruncateSuffix(from)) => must_reach = must_reach.min(from.saturating_sub(1)),
+        // A conflicting snapshot first truncates the log before its index durably.
+        Some(Op::SaveSnapshot(m, _)) if model.snapshot_conflicts(m) => {
+            must_reach = must_reach.min(m.index.saturating_sub(1))
+        }
+        _ => {}
     }
     if rec.last < must_reach {
         return Err(format!(

@@ -177,11 +177,15 @@ impl Model {
                 if *index > self.base.index {
                     self.base_has_snapshot = false;
                 }
-                self.move_base(*index);
+                let term = self.term(*index).unwrap_or(self.base.term);
+                self.move_base(SnapshotMeta {
+                    index: *index,
+                    term,
+                });
                 self.header_updated();
             }
             Op::SaveSnapshot(meta, _) => {
-                self.move_base(meta.index);
+                self.move_base(*meta);
                 self.base_has_snapshot = true;
                 self.header_updated();
             }
@@ -194,12 +198,26 @@ impl Model {
         self.synced_since_header = false;
     }
 
-    fn move_base(&mut self, index: u64) {
-        if index <= self.base.index {
+    /// Whether a snapshot at `meta` discards the whole log (as `Wal::save_snapshot` does):
+    /// the log does not hold an entry at `meta.index` with `meta.term` — it ends before that
+    /// index (a lagging follower installing a leader's snapshot) or has another term there.
+    pub fn snapshot_conflicts(&self, meta: &SnapshotMeta) -> bool {
+        meta.index > self.base.index
+            && (self.last < meta.index || self.term(meta.index) != Some(meta.term))
+    }
+
+    fn move_base(&mut self, meta: SnapshotMeta) {
+        if meta.index <= self.base.index {
             return;
         }
-        let term = self.term(index).unwrap_or(self.base.term);
-        self.base = SnapshotMeta { index, term };
+        let index = meta.index;
+        if self.snapshot_conflicts(&meta) {
+            self.log.clear();
+            self.group_starts.retain(|&g| g <= index);
+            self.last = index;
+            self.acked_last = index;
+        }
+        self.base = meta;
         self.log.retain(|&i, _| i > index);
         self.last = self.last.max(index);
         self.acked_last = self.acked_last.max(index);
@@ -282,5 +300,26 @@ mod tests {
         m.fail(&failed);
         assert_eq!(m.in_flight, Some(failed));
         assert!(m.summary().contains("truncate_suffix(2)"));
+    }
+
+    #[test]
+    fn a_snapshot_the_log_does_not_hold_discards_the_log() {
+        let mut m = Model::default();
+        run(&mut m, Op::Append(vec![e(1, 1), e(2, 1), e(3, 2)]));
+        run(&mut m, Op::Sync);
+        let same = SnapshotMeta { index: 2, term: 1 };
+        let conflicting = SnapshotMeta { index: 2, term: 3 };
+        let past_the_end = SnapshotMeta { index: 9, term: 3 };
+        assert!(!m.snapshot_conflicts(&same));
+        assert!(m.snapshot_conflicts(&conflicting));
+        assert!(m.snapshot_conflicts(&past_the_end));
+        let mut kept = m.clone();
+        run(&mut kept, Op::SaveSnapshot(same, vec![]));
+        assert_eq!((kept.last, kept.acked_last, kept.log.len()), (3, 3, 1));
+        run(&mut m, Op::SaveSnapshot(conflicting, vec![]));
+        assert_eq!((m.base, m.last, m.acked_last), (conflicting, 2, 2));
+        assert!(m.log.is_empty());
+        run(&mut m, Op::SaveSnapshot(past_the_end, vec![]));
+        assert_eq!((m.base, m.last, m.acked_last), (past_the_end, 9, 9));
     }
 }

@@ -32,7 +32,9 @@ use crate::fault::{Fault, FaultCounts, SyncFailure};
 use crate::model::{Model, Op};
 use crate::namespace::InodeId;
 use crate::sim_fs::SimFs;
-use crate::workload::{next_entries, next_hard_state, random_op, Runner, WorkloadShape};
+use crate::workload::{
+    next_entries, next_hard_state, random_op, tail_truncation, Runner, WorkloadShape,
+};
 
 /// Knobs of a torture run.
 #[derive(Debug, Clone)]
@@ -174,6 +176,8 @@ pub struct Torture {
     /// Every segment sequence number seen after a recovery, and the file that carried it:
     /// an identity must never be given to another segment.
     identities: HashMap<u64, InodeId>,
+    /// The call the next cycle starts with, chosen with the fault armed for it.
+    aimed: Option<Op>,
 }
 
 const HISTORY: usize = 40;
@@ -195,6 +199,7 @@ impl Torture {
             history: VecDeque::new(),
             probe_faults: FaultCounts::default(),
             identities: HashMap::new(),
+            aimed: None,
         };
         // The WAL creates its directory (and the missing ones above it): only the top exists.
         if let Some(top) = t
@@ -286,7 +291,10 @@ impl Torture {
     /// did; a failure without a fault, or a fault swallowed by an `Ok`, is a violation.
     fn run_ops(&mut self, n: u32) -> Result<Option<(Op, wal::Error)>, Violation> {
         for _ in 0..n {
-            let op = random_op(&self.runner.model, &mut self.rng, &self.cfg.shape);
+            let op = match self.aimed.take() {
+                Some(op) => op,
+                None => random_op(&self.runner.model, &mut self.rng, &self.cfg.shape),
+            };
             let before = io_faults(&self.fs.fault_counts());
             self.stats.ops += 1;
             let result = self.runner.apply(&op);
@@ -318,7 +326,7 @@ impl Torture {
     }
 
     fn arm_fault(&mut self) {
-        let fault = match self.rng.gen_range(0..4) {
+        let fault = match self.rng.gen_range(0..5) {
             0 => Fault::WriteEio {
                 after: self.rng.gen_range(0..12),
                 path: None,
@@ -331,6 +339,17 @@ impl Torture {
             2 => Fault::DirSyncEio {
                 after: self.rng.gen_range(0..3),
             },
+            3 if self.runner.model.last > self.runner.model.base.index => {
+                // A conflicting-suffix truncation whose cut fails to reach the disk: the
+                // stale records stay there, behind what the reopen goes on writing.
+                let from = tail_truncation(&self.runner.model, &mut self.rng);
+                self.aimed = Some(Op::TruncateSuffix(from));
+                Fault::SyncEio {
+                    after: 0,
+                    path: Some(".wal".into()),
+                    failure: SyncFailure::Random,
+                }
+            }
             _ => {
                 let budget = self.fs.live_bytes() + self.rng.gen_range(0..6000);
                 self.note(format!("armed: space budget {budget} bytes"));
@@ -374,7 +393,12 @@ impl Torture {
         match failed {
             Op::TruncateSuffix(from) => i = i.min(from.saturating_sub(1)),
             Op::Compact(c) => floor = floor.max(*c),
-            Op::SaveSnapshot(m, _) => floor = floor.max(m.index),
+            Op::SaveSnapshot(m, _) => {
+                floor = floor.max(m.index);
+                if model.snapshot_conflicts(m) {
+                    i = i.min(m.index.saturating_sub(1));
+                }
+            }
             _ => {}
         }
         if i > floor {
@@ -582,6 +606,27 @@ impl Torture {
         Ok(())
     }
 
+    /// Opens and reads a machine whose disk had `where_` flipped: `None` if open reported
+    /// the damage (counted as detected), a violation if it failed any other way.
+    fn open_after_flip(
+        &mut self,
+        fork: SimFs,
+        opts: Options,
+        where_: &str,
+    ) -> Result<Option<Recovered>, Violation> {
+        match Wal::open_with(fork, &self.cfg.dir, opts).and_then(|w| Recovered::read(&w)) {
+            Ok(rec) => Ok(Some(rec)),
+            Err(e) if e.is_corruption() => {
+                self.stats.flips_detected += 1;
+                Ok(None)
+            }
+            Err(e) => Err(self.violation(format!(
+                "after flipping {where_}, open failed with an error that is not a corruption \
+                 error: {e}"
+            ))),
+        }
+    }
+
     /// On a fork of the crashed machine, before recovery: bit rot in the newest header
     /// slot (the one the last term/vote change, truncation, compaction or snapshot wrote;
     /// after an open both slots agree). Open must return the exact state, report the damage,
@@ -604,20 +649,10 @@ impl Torture {
         }
         self.probe_faults.bit_flips += 1;
         let model = self.runner.model.clone();
-        let opened = Wal::open_with(fork, &self.cfg.dir, self.cfg.opts.clone())
-            .and_then(|w| Recovered::read(&w));
-        let rec = match opened {
-            Err(e) if e.is_corruption() => {
-                self.stats.flips_detected += 1;
-                return Ok(());
-            }
-            Err(e) => {
-                return Err(self.violation(format!(
-                    "after flipping bit {bit} of HEADER byte {offset} before recovery, open \
-                     failed with an error that is not a corruption error: {e}"
-                )))
-            }
-            Ok(rec) => rec,
+        let where_ = format!("bit {bit} of HEADER byte {offset} before recovery");
+        let opts = self.cfg.opts.clone();
+        let Some(rec) = self.open_after_flip(fork, opts, &where_)? else {
+            return Ok(());
         };
         if check(&model, &rec).is_ok() {
             self.stats.flips_harmless += 1;
@@ -637,10 +672,9 @@ impl Torture {
             return Ok(());
         }
         Err(self.violation(format!(
-            "after flipping bit {bit} of HEADER byte {offset} (the newest slot) before \
-             recovery, open returned a state the older slot does not explain, or fell back \
-             although entries synced after the newer slot's update prove it was \
-             acknowledged: {} ({})",
+            "after flipping {where_} (the newest slot), open returned a state the older slot \
+             does not explain, or fell back although entries synced after the newer slot's \
+             update prove it was acknowledged: {} ({})",
             rec.summary(),
             check(&model, &rec).err().unwrap_or_default()
         )))
@@ -691,19 +725,8 @@ impl Torture {
             lazy_open: false,
             ..self.cfg.opts.clone()
         };
-        let opened = Wal::open_with(fork, &self.cfg.dir, full).and_then(|w| Recovered::read(&w));
-        let rec = match opened {
-            Err(e) if e.is_corruption() => {
-                self.stats.flips_detected += 1;
-                return Ok(());
-            }
-            Err(e) => {
-                return Err(self.violation(format!(
-                    "after flipping {where_}, open failed with an error that is not a \
-                     corruption error: {e}"
-                )))
-            }
-            Ok(rec) => rec,
+        let Some(rec) = self.open_after_flip(fork, full, &where_)? else {
+            return Ok(());
         };
         if check(&model, &rec).is_ok() && rec.hard == model.hard {
             self.stats.flips_harmless += 1;

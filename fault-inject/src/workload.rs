@@ -145,22 +145,58 @@ pub fn random_op(model: &Model, rng: &mut StdRng, shape: &WorkloadShape) -> Op {
             }
             40..=64 => return Op::Sync,
             65..=74 => return Op::SetHardState(next_hard_state(model.hard, rng)),
-            75..=82 if has_log => {
+            75..=78 if has_log => {
                 return Op::TruncateSuffix(rng.gen_range(model.base.index + 1..=model.last))
             }
+            79..=82 if has_log => return Op::TruncateSuffix(tail_truncation(model, rng)),
             83..=90 if has_acked => {
                 return Op::Compact(rng.gen_range(model.base.index + 1..=model.acked_last))
             }
-            91..=99 if has_acked => {
+            91..=97 if has_acked => {
                 let index = rng.gen_range(model.base.index + 1..=model.acked_last);
                 let term = model.term(index).unwrap_or(model.base.term);
-                let len = rng.gen_range(0..=64);
-                let data = payload(rng, index, term, len);
-                return Op::SaveSnapshot(SnapshotMeta { index, term }, data);
+                return Op::SaveSnapshot(
+                    SnapshotMeta { index, term },
+                    snapshot_data(rng, index, term),
+                );
             }
+            98..=99 => return installed_snapshot(model, rng),
             _ => {}
         }
     }
+}
+
+/// A snapshot a leader sends to a follower (Raft's `InstallSnapshot`) that discards the
+/// whole log: past its end (the follower lagged) or, within it, at a newer term (its entries
+/// there conflict). Either leaves the log empty above the new base.
+pub fn installed_snapshot(model: &Model, rng: &mut StdRng) -> Op {
+    let term = model.current_term() + rng.gen_range(0..=1);
+    let index = if model.last > model.base.index && rng.gen_bool(0.5) {
+        rng.gen_range(model.base.index + 1..=model.last)
+    } else {
+        model.last + rng.gen_range(1..=6)
+    };
+    let term = if model.term(index) == Some(term) {
+        term + 1
+    } else {
+        term
+    };
+    Op::SaveSnapshot(
+        SnapshotMeta { index, term },
+        snapshot_data(rng, index, term),
+    )
+}
+
+fn snapshot_data(rng: &mut StdRng, index: u64, term: u64) -> Vec<u8> {
+    let len = rng.gen_range(0..=64);
+    payload(rng, index, term, len)
+}
+
+/// A truncation point among the last four entries: a follower's conflicting suffix, the
+/// usual case in Raft, which cuts records at the end of the active segment.
+pub fn tail_truncation(model: &Model, rng: &mut StdRng) -> u64 {
+    let lo = (model.base.index + 1).max(model.last.saturating_sub(3));
+    rng.gen_range(lo..=model.last.max(lo))
 }
 
 /// A legal next hard state: a higher term (voting or not), or a first vote in this term.
@@ -185,8 +221,8 @@ pub fn next_hard_state(hs: HardState, rng: &mut StdRng) -> HardState {
 /// The fixed workload of the exhaustive exploration, for 8 KiB segments (4 KiB of records
 /// each): votes, appends across several segment rotations (the log spans at least four
 /// segments, so a lazy open has segments to defer), zero-length entries, a
-/// conflicting-suffix truncation, a snapshot and a compaction, with a sync after each group
-/// of batches.
+/// conflicting-suffix truncation, a snapshot and a compaction, a snapshot past the log's
+/// end, with a sync after each group of batches.
 pub fn exploration_workload(rng: &mut StdRng) -> Vec<Op> {
     let mut model = Model::default();
     let mut ops = Vec::new();
@@ -267,6 +303,19 @@ pub fn exploration_workload(rng: &mut StdRng) -> Vec<Op> {
     let batch = next_entries(&model, rng, 1, 0..=0);
     push(&mut model, Op::Append(batch));
     push(&mut model, Op::Sync);
+    // A leader's snapshot past the end of the log (a lagging follower): the log restarts in
+    // a fresh segment after it, the old segments go.
+    let installed = SnapshotMeta {
+        index: model.last + 3,
+        term: model.current_term() + 1,
+    };
+    push(
+        &mut model,
+        Op::SaveSnapshot(installed, b"installed by the leader".to_vec()),
+    );
+    let batch = next_entries(&model, rng, 1, 100..=200);
+    push(&mut model, Op::Append(batch));
+    push(&mut model, Op::Sync);
     let batch = next_entries(&model, rng, 2, 100..=200);
     push(&mut model, Op::Append(batch));
     ops
@@ -327,5 +376,14 @@ mod tests {
         assert!(empty >= 4, "zero-length entries: {empty}");
         assert!(ops.iter().any(|o| matches!(o, Op::TruncateSuffix(6))));
         assert!(ops.iter().any(|o| matches!(o, Op::Compact(5))));
+        // A snapshot past the end of the log, which discards it.
+        let mut model = Model::default();
+        let past_the_end = ops.iter().any(|o| {
+            let conflicts = matches!(o, Op::SaveSnapshot(m, _) if m.index > model.last);
+            model.begin(o);
+            model.complete(o);
+            conflicts
+        });
+        assert!(past_the_end);
     }
 }

@@ -1,4 +1,4 @@
-//! One scenario per row of FAULT-MODEL.md, each reproduced on SimFs against the WAL.
+//! One scenario per row of docs/FAULT-MODEL.md, each reproduced on SimFs against the WAL.
 //! (Crashes in the middle of rotation, truncation, compaction and snapshot save are
 //! enumerated exhaustively by `explore_exhaustive.rs`; long random mixes are in
 //! `torture_random.rs`.)

@@ -2,7 +2,7 @@
 //! fcbe51a): a bit flip in a synced record of an earlier sync group, followed by a later
 //! sync group that was appended after a `truncate_suffix`, is taken for a torn tail: open
 //! succeeds and silently drops acknowledged entries (566..=572 there) instead of reporting
-//! corruption of synced data (FAULT-MODEL row "durable data corrupted (bit rot)": do not
+//! corruption of synced data (docs/FAULT-MODEL.md row "durable data corrupted (bit rot)": do not
 //! truncate synced entries; report the faulty index). Without the truncation the same flip
 //! is reported (see fault_model_rows.rs, bit_rot_in_synced_data_is_reported_not_truncated).
 //!

@@ -17,30 +17,18 @@
 //! Fixed by open rewriting the last sync group it accepted (nothing on disk proves it
 //! durable) and by the truncation fence (records past it in an older sync group are void).
 
-use std::path::Path;
+mod common;
 
+use common::dir;
 use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
 use wal::{Entry, Options, RecoveryMode, Wal};
 
 fn opts() -> Options {
-    Options {
-        segment_size: 64 << 10,
-        ..Options::default()
-    }
+    common::opts(64 << 10)
 }
 
 fn entries(lo: u64, hi: u64, term: u64) -> Vec<Entry> {
-    (lo..=hi)
-        .map(|index| Entry {
-            index,
-            term,
-            data: vec![index as u8; 200],
-        })
-        .collect()
-}
-
-fn dir() -> &'static Path {
-    Path::new("/wal")
+    common::entries(lo, hi, term, 200)
 }
 
 fn fs() -> SimFs {

@@ -3,29 +3,21 @@
 //! a positional read now: a latent sector error is an `Error::Io` naming the file, the rest
 //! of the log reads normally, and appends go on.
 
-use std::path::Path;
+mod common;
 
+use common::dir;
 use fault_inject::{CrashMode, Fault, SimFs};
 use wal::{Entry, Error, Options, Wal};
 
-fn dir() -> &'static Path {
-    Path::new("/wal")
-}
-
 fn opts(lazy_open: bool) -> Options {
     Options {
-        segment_size: 8192,
         lazy_open,
-        ..Options::default()
+        ..common::opts(8192)
     }
 }
 
 fn entry(index: u64) -> Entry {
-    Entry {
-        index,
-        term: 1,
-        data: vec![index as u8; 700],
-    }
+    common::entry(index, 1, 700)
 }
 
 #[test]

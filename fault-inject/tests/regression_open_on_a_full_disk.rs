@@ -5,30 +5,18 @@
 //!
 //! Found by the torture's full-disk probe (reverting the fix: 121 of seeds 0..300 fail it).
 
-use std::path::Path;
+mod common;
 
+use common::dir;
 use fault_inject::{CrashMode, SimFs};
 use wal::{Entry, Options, Vfs, Wal};
 
-fn dir() -> &'static Path {
-    Path::new("/wal")
-}
-
 fn opts() -> Options {
-    Options {
-        segment_size: 8192,
-        ..Options::default()
-    }
+    common::opts(8192)
 }
 
 fn entries(lo: u64, hi: u64) -> Vec<Entry> {
-    (lo..=hi)
-        .map(|index| Entry {
-            index,
-            term: 1,
-            data: vec![index as u8; 500],
-        })
-        .collect()
+    common::entries(lo, hi, 1, 500)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! follow a gap left by lost unsynced writes in `260.wal`) and `260.wal` (entirely at or
 //! below the snapshot base 270) — and made both removals durable with a single directory
 //! fsync at the end. Directory operations not yet synced may reach the disk in any order
-//! (FAULT-MODEL: "undone independently"), so a power cut during recovery could persist the
+//! (docs/FAULT-MODEL.md: "undone independently"), so a power cut during recovery could persist the
 //! removal of `260.wal` but not that of `279.wal`; the next open then found only `279.wal`
 //! after base 270 and refused to start ("the log starts at index 279 but the snapshot base
 //! is 270: entries are missing"): a crash during recovery did not converge.

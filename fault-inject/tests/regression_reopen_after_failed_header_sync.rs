@@ -7,32 +7,25 @@
 //! entries are gone (seed 3: base 525, entries 526..=529 lost) or open refuses to start
 //! ("the header's snapshot file is missing", seed 1).
 //!
-//! FAULT-MODEL row "fsync / write returns EIO: ... re-verify on reopen": recovery must make
+//! docs/FAULT-MODEL.md row "fsync / write returns EIO: ... re-verify on reopen": recovery must make
 //! the header it trusts durable (rewrite the slot and fdatasync it, since after fsyncgate the
 //! cached page may be clean but never written) before deleting anything on its strength.
 
-use std::path::Path;
+mod common;
 
 use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
 use wal::{Entry, Options, Wal};
 
 fn opts() -> Options {
-    Options {
-        segment_size: 8192,
-        ..Options::default()
-    }
+    common::opts(8192)
 }
 
 fn entry(index: u64) -> Entry {
-    Entry {
-        index,
-        term: 1,
-        data: vec![index as u8; 500],
-    }
+    common::entry(index, 1, 500)
 }
 
 fn scenario(failure: SyncFailure) {
-    let dir = Path::new("/wal");
+    let dir = common::dir();
     let fs = SimFs::new(7);
     fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts()).unwrap();

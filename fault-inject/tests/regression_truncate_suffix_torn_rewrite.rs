@@ -3,7 +3,7 @@
 //! path, see regression_bit_rot_before_a_truncation_point.rs) and by the
 //! exhaustive exploration (seed 1, I/O call #31 of an earlier workload): `truncate_suffix`
 //! rewrites bytes of an already synced record in place ("rewrite batch end", a small write
-//! at an offset below the durable end of the segment). FAULT-MODEL's torn-overwrite row says
+//! at an offset below the durable end of the segment). docs/FAULT-MODEL.md's torn-overwrite row says
 //! an overwrite may tear (half old, half new, or filled with zeros/garbage), so a power cut
 //! during that write destroys acknowledged entries: recovery either refuses to open
 //! ("record length ... runs past the end of the file; the record starting sync group N ...

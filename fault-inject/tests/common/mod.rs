@@ -1,0 +1,36 @@
+//! What the regression tests share: the WAL directory on `SimFs`, options with a segment
+//! size, and entries whose bytes name their index (so a misplaced one is seen at once).
+
+// Each test binary uses some of these.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use wal::{Entry, Options};
+
+/// The WAL directory on the simulated machine.
+pub fn dir() -> &'static Path {
+    Path::new("/wal")
+}
+
+/// Default options with segments of `segment_size` bytes (8 KiB holds 4 KiB of records).
+pub fn opts(segment_size: u64) -> Options {
+    Options {
+        segment_size,
+        ..Options::default()
+    }
+}
+
+/// Entry `index` of term `term`: `len` bytes, each the index's low byte.
+pub fn entry(index: u64, term: u64, len: usize) -> Entry {
+    Entry {
+        index,
+        term,
+        data: vec![index as u8; len],
+    }
+}
+
+/// Entries `lo..=hi` of term `term`, `len` bytes each.
+pub fn entries(lo: u64, hi: u64, term: u64, len: usize) -> Vec<Entry> {
+    (lo..=hi).map(|i| entry(i, term, len)).collect()
+}
