@@ -133,7 +133,11 @@ pub(crate) fn verify<V: Vfs>(vfs: &V, path: &Path) -> Result<()> {
         crc.update(&buf[..n]);
         at += n as u64;
     }
-    let computed = crc.finalize();
+    check_data(path, meta, stored, crc.finalize())
+}
+
+/// The data checksum must match the one its header stores.
+fn check_data(path: &Path, meta: SnapshotMeta, stored: u32, computed: u32) -> Result<()> {
     if computed != stored {
         return Err(Error::corrupt(
             path,
@@ -225,16 +229,6 @@ pub(crate) fn read<V: Vfs>(vfs: &V, path: &Path) -> Result<(SnapshotMeta, Vec<u8
             ),
         ));
     }
-    let computed = data_crc(meta, data);
-    if computed != crc {
-        return Err(Error::corrupt(
-            path,
-            HEADER_LEN as u64,
-            Some(meta.index),
-            format!(
-                "snapshot data checksum mismatch (stored {crc:#010x}, computed {computed:#010x})"
-            ),
-        ));
-    }
+    check_data(path, meta, crc, data_crc(meta, data))?;
     Ok((meta, data.to_vec()))
 }

@@ -49,7 +49,8 @@ pub enum RecoveryMode {
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Size at which the active segment is sealed and a new one started (default 64 MiB; at
-    /// least 8 KiB: records start after a 4 KiB header page). A single batch larger than
+    /// least 8 KiB: records start after a 4 KiB header page; below 4 GiB: record offsets
+    /// within a segment are 32-bit, and open refuses more). A single batch larger than
     /// this gets a segment of its own. Size it at several times the largest batch: a batch
     /// that does not fit starts a new segment, and each rotation adds a header `fdatasync`
     /// and a directory fsync to that batch's commit (`raftwal bench`, 32 MiB batches: 2.0
@@ -75,8 +76,9 @@ pub struct Options {
     /// naming file and offset, where a full open would have refused to start. A torn tail,
     /// any other damage, [`RecoveryMode::TruncateCorrupt`] or fewer than three segments
     /// fall back to the full scan. Open time then no longer grows with the retained log
-    /// (beyond one `open`, header read and `fdatasync` per segment). `raftwal verify`
-    /// always reads everything.
+    /// (beyond one `open` and header read per segment). The snapshot's data is verified
+    /// when [`crate::Wal::snapshot`] reads it instead of at open. `raftwal verify` always
+    /// reads everything.
     pub lazy_open: bool,
 }
 
