@@ -54,6 +54,12 @@ pub struct Args {
     /// cut tears like any write (simulated mode).
     #[arg(long)]
     pub no_fallocate: bool,
+    /// Most entries per append (simulated mode).
+    #[arg(long, default_value_t = 4)]
+    pub max_batch: usize,
+    /// Most payload bytes per entry (simulated mode; 1500 makes logs span several segments).
+    #[arg(long, default_value_t = 300)]
+    pub max_payload: usize,
     /// Where the child's journal of acknowledged calls lives (real mode; default
     /// DIR/journal.log). On a file system that simulates power loss, put it on an ordinary
     /// one.
@@ -180,6 +186,10 @@ fn run_sim(args: &Args, seed: u64) -> CmdResult {
     cfg.opts.lazy_open = args.lazy_open;
     cfg.reopen_after_error = !args.crash_after_io_error;
     cfg.no_fallocate = args.no_fallocate;
+    cfg.shape = fault_inject::workload::WorkloadShape {
+        max_batch: args.max_batch,
+        max_payload: args.max_payload,
+    };
     let budget = Budget::new(args, 1000);
     let bar = budget.bar(args.quiet, args)?;
     let mut torture = match Torture::new(cfg) {
@@ -214,26 +224,51 @@ fn report_violation(
     bar.abandon();
     eprintln!("\nVIOLATION at cycle {cycle}: {}", v.what);
     eprintln!("  {}", v.context);
-    let real = args
-        .real
-        .as_ref()
-        .map(|d| format!(" --real {}", d.display()))
-        .unwrap_or_default();
-    let mut flags = String::new();
+    eprintln!("seed {seed}; {}", reproduce_command(args, seed, cycle));
+    ExitCode::from(1)
+}
+
+/// The command line that reruns a failed run up to its failing cycle. A real-disk run
+/// cannot replay exactly (the kill moments are wall-clock), so it is told as a rerun on a
+/// fresh directory with the same seed and knobs.
+fn reproduce_command(args: &Args, seed: u64, cycle: u64) -> String {
+    let mut cmd = format!(
+        "raftwal torture --seed {seed} --cycles {cycle} --segment-size {}",
+        args.segment_size
+    );
     for (on, flag) in [
         (args.crash_after_io_error, " --crash-after-io-error"),
         (args.lazy_open, " --lazy-open"),
         (args.no_fallocate, " --no-fallocate"),
     ] {
         if on {
-            flags.push_str(flag);
+            cmd.push_str(flag);
         }
     }
-    eprintln!(
-        "seed {seed}; reproduce with:\n  raftwal torture --seed {seed} --cycles {cycle} --segment-size {}{flags}{real}",
-        args.segment_size
-    );
-    ExitCode::from(1)
+    if (args.max_batch, args.max_payload) != (4, 300) {
+        cmd.push_str(&format!(
+            " --max-batch {} --max-payload {}",
+            args.max_batch, args.max_payload
+        ));
+    }
+    let Some(dir) = &args.real else {
+        return format!("reproduce with:\n  {cmd}");
+    };
+    cmd.push_str(&format!(
+        " --max-kill-delay-ms {} --real FRESH_DIR",
+        args.max_kill_delay_ms
+    ));
+    if args.journal.is_some() {
+        cmd.push_str(" --journal FRESH_JOURNAL");
+    }
+    if let Some(after) = &args.after_kill {
+        cmd.push_str(&format!(" --after-kill '{}'", after.replace('\'', "'\\''")));
+    }
+    format!(
+        "the failing state is kept in {}; rerun on a fresh directory (kill moments are \
+         wall-clock, so a real-disk run does not replay exactly) with:\n  {cmd}",
+        dir.display()
+    )
 }
 
 fn print_summary(s: &TortureStats, seed: u64, elapsed: Duration) {
@@ -347,7 +382,14 @@ fn run_real(args: &Args, seed: u64, root: PathBuf) -> CmdResult {
                 let v = Violation {
                     seed,
                     what: format!("the workload child failed on its own ({status})"),
-                    context: format!("child seed {child_seed}; run `raftwal torture-child --dir {} --seed {child_seed}` to see its error", root.display()),
+                    context: format!(
+                        "child seed {child_seed}; run `raftwal torture-child --dir {} --journal {} \
+                         --seed {child_seed} --segment-size {}{}` to see its error",
+                        root.display(),
+                        layout.journal.display(),
+                        args.segment_size,
+                        if args.lazy_open { " --lazy-open" } else { "" }
+                    ),
                 };
                 return Ok(report_violation(&bar, &v, seed, cycles + 1, args));
             }
