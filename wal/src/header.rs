@@ -29,8 +29,10 @@
 //! the current layout.
 //!
 //! An update writes the slot that is *not* current with the next sequence number and
-//! `fdatasync`s the file: one sync per update; a crash mid-write leaves the current slot
-//! valid. The file is created whole under a temporary name, synced, and renamed into place,
+//! `fdatasync`s the file: one sync per term/vote change; a crash mid-write leaves the
+//! current slot valid. An update that reshapes the log (truncation, compaction, snapshot,
+//! open) then writes the same state into the other slot under the same
+//! sequence, a second sync, so that neither slot is the only record of it. The file is created whole under a temporary name, synced, and renamed into place,
 //! so a `HEADER` that exists always had both slots' pages durable.
 
 use std::path::{Path, PathBuf};
@@ -484,24 +486,45 @@ impl<F: VfsFile> HeaderFile<F> {
 
     /// Durably replaces the state: writes the slot that is not current, one fdatasync.
     pub(crate) fn update(&mut self, state: HeaderState) -> Result<()> {
+        let seq = self.next_seq()?;
+        self.write_slot(1 - self.current, seq, &state)?;
+        self.seq = seq;
+        self.state = state;
+        self.current = 1 - self.current;
+        Ok(())
+    }
+
+    /// Durably replaces the state in both slots, under one new sequence number: the slot
+    /// that is not current first, then the other, each followed by an fdatasync. For states
+    /// that reshape the log (a truncation's fence, a new base, what open kept): with the
+    /// newest slot the only record of them, bit rot there would make open fall back to a
+    /// state that no longer fits the segments. A crash between the two writes leaves the
+    /// new state in the first slot and a torn or old second one, as `update` would.
+    /// Records appended afterwards carry the sequence both slots hold, so neither slot's
+    /// loss looks like a rollback.
+    pub(crate) fn update_both(&mut self, state: HeaderState) -> Result<()> {
+        let seq = self.next_seq()?;
+        let first = 1 - self.current;
+        self.write_slot(first, seq, &state)?;
+        self.seq = seq;
+        self.state = state;
+        self.current = first;
+        self.write_slot(1 - first, seq, &state)
+    }
+
+    fn write_slot(&mut self, slot_no: u32, seq: u64, state: &HeaderState) -> Result<()> {
         if self.found.layout != Layout::V3 {
             return Err(Error::Internal {
                 reason: "a format-2 header updated in place".into(),
             });
         }
-        let seq = self.next_seq()?;
-        let slot_no = 1 - self.current;
-        let bytes = encode_slot(slot_no, seq, &state);
+        let bytes = encode_slot(slot_no, seq, state);
         self.file
             .write_all_at(&bytes, Layout::V3.offset(slot_no))
             .map_err(|e| Error::io("write", &self.path, e))?;
         self.file
             .sync_data()
-            .map_err(|e| Error::io("fdatasync", &self.path, e))?;
-        self.seq = seq;
-        self.state = state;
-        self.current = slot_no;
-        Ok(())
+            .map_err(|e| Error::io("fdatasync", &self.path, e))
     }
 
     /// Durably replaces the whole file with one in the current layout holding `state` in

@@ -198,7 +198,7 @@ impl<V: Vfs> Wal<V> {
                 .map_err(|e| Error::io("fsync dir", dir, e))?;
             info!("header rewritten in the current layout");
         } else {
-            header.update(st)?;
+            header.update_both(st)?;
         }
         recovery::repair(vfs, dir, scan, prealloc)?;
         Ok(header)
@@ -540,7 +540,7 @@ impl<V: Vfs> Wal<V> {
         // Record the new end first: if the cut lands inside a batch, recovery must take the
         // kept part of that batch as complete, not as a torn write.
         let cur = self.header.state();
-        self.update_header(HeaderState {
+        self.reshape_header(HeaderState {
             // Entries up to `from - 1` are durable (synced above); every record past it
             // was written in a group below the current one, every record written from now
             // on will carry the current one or later.
@@ -634,7 +634,7 @@ impl<V: Vfs> Wal<V> {
         }
         self.sync()?;
         let cur = self.header.state();
-        self.update_header(HeaderState {
+        self.reshape_header(HeaderState {
             base: meta,
             has_snapshot: snapshot.is_some(),
             ..cur
@@ -694,17 +694,32 @@ impl<V: Vfs> Wal<V> {
         Ok(())
     }
 
+    /// A term/vote change: one slot, one fdatasync.
     fn update_header(&mut self, st: HeaderState) -> Result<()> {
-        // Every header update carries the highest segment sequence used so far, so that no
-        // later segment reuses the identity of one removed after it.
-        let st = HeaderState {
-            seq_hwm: st.seq_hwm.max(self.next_seq.saturating_sub(1)),
-            ..st
-        };
+        let st = self.with_seq_hwm(st);
         let r = self.header.update(st);
         self.stats.header_updates += 1;
         self.stats.file_syncs += 1;
         r.inspect_err(|e| self.poison(e))
+    }
+
+    /// A truncation's fence or a new base: both slots (see `HeaderFile::update_both`), two
+    /// fdatasyncs.
+    fn reshape_header(&mut self, st: HeaderState) -> Result<()> {
+        let st = self.with_seq_hwm(st);
+        let r = self.header.update_both(st);
+        self.stats.header_updates += 1;
+        self.stats.file_syncs += 2;
+        r.inspect_err(|e| self.poison(e))
+    }
+
+    /// Every header update carries the highest segment sequence used so far, so that no
+    /// later segment reuses the identity of one removed after it.
+    fn with_seq_hwm(&self, st: HeaderState) -> HeaderState {
+        HeaderState {
+            seq_hwm: st.seq_hwm.max(self.next_seq.saturating_sub(1)),
+            ..st
+        }
     }
 
     /// Seals the active segment (its buffered records written) and creates a new one whose
