@@ -143,16 +143,21 @@ fn check_base(model: &Model, rec: &Recovered) -> Result<(), String> {
     Ok(())
 }
 
-fn check_entries(model: &Model, rec: &Recovered) -> Result<(), String> {
-    let mut must_reach = model.acked_last;
+/// The index every recovery must reach: the last acknowledged entry, unless a call in
+/// flight may have removed entries before it.
+pub fn must_reach(model: &Model) -> u64 {
     match &model.in_flight {
-        Some(Op::TruncateSuffix(from)) => must_reach = must_reach.min(from.saturating_sub(1)),
+        Some(Op::TruncateSuffix(from)) => model.acked_last.min(from.saturating_sub(1)),
         // A conflicting snapshot first truncates the log before its index durably.
         Some(Op::SaveSnapshot(m, _)) if model.snapshot_conflicts(m) => {
-            must_reach = must_reach.min(m.index.saturating_sub(1))
+            model.acked_last.min(m.index.saturating_sub(1))
         }
-        _ => {}
+        _ => model.acked_last,
     }
+}
+
+fn check_entries(model: &Model, rec: &Recovered) -> Result<(), String> {
+    let must_reach = must_reach(model);
     if rec.last < must_reach {
         return Err(format!(
             "acknowledged entries lost: last index {} but entries up to {must_reach} were acknowledged",

@@ -26,7 +26,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use wal::{Options, SnapshotMeta, Vfs, Wal};
 
-use crate::check::{check, promote, Recovered, Violation};
+use crate::check::{check, must_reach, promote, Recovered, Violation};
 use crate::crash::{CrashMode, Overwrite, Writeback};
 use crate::fault::{Fault, FaultCounts, SyncFailure};
 use crate::model::{Model, Op};
@@ -178,6 +178,8 @@ pub struct Torture {
     identities: HashMap<u64, InodeId>,
     /// The call the next cycle starts with, chosen with the fault armed for it.
     aimed: Option<Op>,
+    /// The last call that returned was a truncation, compaction or snapshot.
+    last_op_reshaped: bool,
 }
 
 const HISTORY: usize = 40;
@@ -200,6 +202,7 @@ impl Torture {
             probe_faults: FaultCounts::default(),
             identities: HashMap::new(),
             aimed: None,
+            last_op_reshaped: false,
         };
         // The WAL creates its directory (and the missing ones above it): only the top exists.
         if let Some(top) = t
@@ -298,6 +301,10 @@ impl Torture {
             let before = io_faults(&self.fs.fault_counts());
             self.stats.ops += 1;
             let result = self.runner.apply(&op);
+            self.last_op_reshaped = matches!(
+                op,
+                Op::TruncateSuffix(_) | Op::Compact(_) | Op::SaveSnapshot(..)
+            ) && result.is_ok();
             let fired = io_faults(&self.fs.fault_counts()) > before;
             self.check_identities()?;
             match result {
@@ -423,6 +430,7 @@ impl Torture {
         // reopened state becomes the acknowledged one, and work continues on it before the
         // power is cut.
         self.runner.wal = None;
+        self.last_op_reshaped = false;
         match self.runner.open() {
             Ok(_) => {
                 self.stats.recoveries += 1;
@@ -479,11 +487,12 @@ impl Torture {
         self.images.insert(self.fs.durable_hash());
         self.note(report.to_string());
 
-        if self.rng.gen_bool(self.cfg.bit_flip_rate / 2.0) {
+        if self.rng.gen_bool(self.header_rot_rate()) {
             self.probe_header_rot_before_recovery()?;
         }
         let clean = self.probe_recovery_crash()?;
         let opened = self.runner.open().map(|_| ());
+        self.last_op_reshaped = false;
         opened.map_err(|e| {
             self.violation(format!(
                 "open failed after a crash with no corruption injected: {e}"
@@ -627,6 +636,27 @@ impl Torture {
         }
     }
 
+    /// How often bit rot hits the newest header slot before a recovery: half the flip rate,
+    /// and half the time when that slot is what the last call wrote — a truncation,
+    /// compaction or snapshot (done or in flight) with nothing appended since. The slot
+    /// then holds the only record of how that call reshaped the log (a batch's new end, a
+    /// new base), which is what a fall-back to the older slot must not lose.
+    fn header_rot_rate(&self) -> f64 {
+        let model = &self.runner.model;
+        let reshaped = match &model.in_flight {
+            Some(op) => matches!(
+                op,
+                Op::TruncateSuffix(_) | Op::Compact(_) | Op::SaveSnapshot(..)
+            ),
+            None => !model.appended_since_header && self.last_op_reshaped,
+        };
+        if reshaped && self.cfg.bit_flip_rate > 0.0 {
+            0.5
+        } else {
+            self.cfg.bit_flip_rate / 2.0
+        }
+    }
+
     /// On a fork of the crashed machine, before recovery: bit rot in the newest header
     /// slot (the one the last term/vote change, truncation, compaction or snapshot wrote;
     /// after an open both slots agree). Open must return the exact state, report the damage,
@@ -658,16 +688,10 @@ impl Torture {
             self.stats.flips_harmless += 1;
             return Ok(());
         }
-        let older = rec.hard.term <= model.hard.term
-            && rec.base.index <= model.base.index
-            && rec
-                .entries
-                .iter()
-                .all(|e| e.index <= model.base.index || model.log.get(&e.index) == Some(e));
-        if older && !model.synced_since_header {
+        if is_older_header(&model, &rec) && !model.synced_since_header {
             // The documented window: nothing on disk proves the newer slot was
-            // acknowledged, so open recovers under the older one (its term, vote, base and
-            // truncation mark, which may cut the batch a newer truncation had kept).
+            // acknowledged, so open recovers under the older one (its term, vote and base;
+            // never without an acknowledged entry).
             self.stats.flips_header_rollback += 1;
             return Ok(());
         }
@@ -1000,11 +1024,12 @@ fn aimed_at(model: &Model, index: u64, rng: &mut StdRng) -> Op {
 }
 
 /// Whether `rec` is the acknowledged state seen through an older header slot: term and base
-/// no newer, and every entry the model still knows unchanged.
+/// no newer, no acknowledged entry lost (the older slot's base is below them: they must all
+/// be there), and every entry the model still knows unchanged.
 fn is_older_header(model: &Model, rec: &Recovered) -> bool {
     rec.hard.term <= model.hard.term
         && rec.base.index <= model.base.index
-        && (rec.last >= model.acked_last || model.acked_last == model.base.index)
+        && rec.last >= must_reach(model)
         && rec
             .entries
             .iter()

@@ -96,8 +96,10 @@ fn an_unreadable_older_slot_is_a_damaged_slot_and_the_header_moves_to_new_blocks
 #[test]
 fn an_unreadable_newest_slot_with_a_later_record_is_refused_not_rolled_back() {
     let (fs, _) = wal_with_last_update_in(1);
-    // A record appended after the newest update carries its sequence.
+    // Open writes its state into both slots; a vote then updates one. A record appended
+    // after that update carries its sequence.
     let mut w = Wal::open_with(fs.clone(), dir(), opts()).unwrap();
+    w.set_hard_state(hs(40, Some(2))).unwrap();
     w.append_sync(&[Entry {
         index: 2,
         term: 5,
