@@ -6,7 +6,7 @@
 # a total; exits 1 if any seed failed. Build first: cargo build --release.
 set -u
 first=$1; last=$2; cycles=$3; shift 3
-bin="$(dirname "$0")/../target/release/raftwal"
+bin="${RAFTWAL_BIN:-$(dirname "$0")/../target/release/raftwal}"
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 failed=0
 start=$(date +%s)
