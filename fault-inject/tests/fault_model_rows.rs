@@ -445,3 +445,47 @@ fn fs_with_header(bytes: &[u8]) -> SimFs {
     f.sync_data().unwrap();
     fs
 }
+
+#[test]
+fn a_poisoned_handle_tells_a_full_disk_from_a_failing_one() {
+    // ENOSPC: the kind survives the poisoning, so a caller can free space and reopen.
+    let fs = fs();
+    let mut w = open(&fs).unwrap();
+    w.append_sync(&entries(1..=3, 100)).unwrap();
+    fs.set_space_budget(Some(fs.live_bytes()));
+    let err = (4..400)
+        .find_map(|i| w.append_sync(&entries(i..=i, 3000)).err())
+        .expect("the disk fills up");
+    assert_eq!(
+        err.io_kind(),
+        Some(std::io::ErrorKind::StorageFull),
+        "{err}"
+    );
+    let later = w.sync().unwrap_err();
+    assert!(matches!(later, wal::Error::Poisoned { .. }), "{later}");
+    assert_eq!(
+        later.io_kind(),
+        Some(std::io::ErrorKind::StorageFull),
+        "{later}"
+    );
+    drop(w);
+    // EIO: a different kind.
+    fs.set_space_budget(None);
+    let mut w = open(&fs).unwrap();
+    fs.inject(Fault::SyncEio {
+        after: 0,
+        path: Some(".wal".into()),
+        failure: SyncFailure::KeepPending,
+    });
+    w.append(&entries(w.last_index() + 1..=w.last_index() + 1, 10))
+        .unwrap();
+    assert!(w.sync().is_err());
+    let later = w.sync().unwrap_err();
+    assert!(matches!(later, wal::Error::Poisoned { .. }), "{later}");
+    assert_ne!(
+        later.io_kind(),
+        Some(std::io::ErrorKind::StorageFull),
+        "{later}"
+    );
+    assert!(later.io_kind().is_some(), "{later}");
+}

@@ -31,6 +31,9 @@ pub enum Error {
     Poisoned {
         /// The failure that poisoned the WAL.
         cause: String,
+        /// That failure's I/O error kind, if it was one (`StorageFull` for a full disk,
+        /// `Other` for EIO...), so a caller can tell ENOSPC from a failing device.
+        kind: Option<std::io::ErrorKind>,
     },
     /// Durable data failed verification: a checksum mismatch, a record that cannot be one, a
     /// gap in indices, a missing file. Never repaired silently.
@@ -148,6 +151,16 @@ impl Error {
             offset,
             index,
             reason: reason.into(),
+        }
+    }
+
+    /// The I/O error kind behind this error: of the failed call itself, or of the failure
+    /// that poisoned the WAL.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(source.kind()),
+            Error::Poisoned { kind, .. } => *kind,
+            _ => None,
         }
     }
 

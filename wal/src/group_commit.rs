@@ -89,7 +89,7 @@ struct SyncState {
     /// A leader is syncing now.
     syncing: bool,
     /// Set once a sync failed; the WAL is poisoned from then on.
-    failed: Option<String>,
+    failed: Option<(String, Option<std::io::ErrorKind>)>,
     /// Syncs issued through this front end (leaders elected).
     syncs: u64,
 }
@@ -159,9 +159,10 @@ impl<V: Vfs> GroupCommit<V> {
             if ticket <= state.synced {
                 return Ok(());
             }
-            if let Some(cause) = &state.failed {
+            if let Some((cause, kind)) = &state.failed {
                 return Err(Error::Poisoned {
                     cause: cause.clone(),
+                    kind: *kind,
                 });
             }
             if !state.syncing {
@@ -178,7 +179,7 @@ impl<V: Vfs> GroupCommit<V> {
                         let mut state = self.lock_state();
                         state.syncing = false;
                         state.failed.get_or_insert_with(|| {
-                            "the thread syncing for the group panicked".into()
+                            ("the thread syncing for the group panicked".into(), None)
                         });
                         drop(state);
                         self.synced_cond.notify_all();
@@ -196,7 +197,9 @@ impl<V: Vfs> GroupCommit<V> {
                         Ok(())
                     }
                     Err(e) => {
-                        state.failed.get_or_insert_with(|| e.to_string());
+                        state
+                            .failed
+                            .get_or_insert_with(|| (e.to_string(), e.io_kind()));
                         Err(e)
                     }
                 };
@@ -243,6 +246,7 @@ impl<V: Vfs> GroupCommit<V> {
     fn lock_inner(&self) -> Result<MutexGuard<'_, Inner<V>>> {
         self.inner.lock().map_err(|_| Error::Poisoned {
             cause: "a thread panicked while holding the WAL lock".to_owned(),
+            kind: None,
         })
     }
 

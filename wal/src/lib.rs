@@ -49,6 +49,7 @@ mod types;
 mod wal;
 
 pub use error::{Error, Result};
+pub use group_commit::GroupCommit;
 pub use io::{OpenMode, StdVfs, Vfs, VfsFile};
 pub use types::{
     Entry, HardState, Options, RecoveryMode, RecoveryReport, SegmentPrepare, SnapshotMeta, Stats,

@@ -49,7 +49,8 @@ pub struct Wal<V: Vfs = StdVfs> {
     next_seq: u64,
     last_index: u64,
     last_term: u64,
-    poisoned: Option<String>,
+    /// The failure that poisoned the handle, and its I/O error kind.
+    poisoned: Option<(String, Option<std::io::ErrorKind>)>,
     stats: Stats,
     report: RecoveryReport,
 }
@@ -826,14 +827,15 @@ impl<V: Vfs> Wal<V> {
     fn poison(&mut self, err: &Error) {
         if self.poisoned.is_none() {
             warn!(error = %err, "WAL poisoned: later writes are refused until reopen");
-            self.poisoned = Some(err.to_string());
+            self.poisoned = Some((err.to_string(), err.io_kind()));
         }
     }
 
     fn check_writable(&self) -> Result<()> {
         match &self.poisoned {
-            Some(cause) => Err(Error::Poisoned {
+            Some((cause, kind)) => Err(Error::Poisoned {
                 cause: cause.clone(),
+                kind: *kind,
             }),
             None => Ok(()),
         }

@@ -194,7 +194,7 @@ fn waiters_of_a_failed_sync_get_poisoned_naming_the_cause() {
     // poisoned WAL, or its wait reports the poisoning).
     let e = gc.commit(|_| Ok(())).unwrap_err();
     match e {
-        Error::Poisoned { cause } => assert!(!cause.is_empty()),
+        Error::Poisoned { cause, .. } => assert!(!cause.is_empty()),
         other => panic!("expected Poisoned, got {other}"),
     }
 }

@@ -40,7 +40,9 @@ fn assert_poisoned(w: &mut Wal<FailingVfs>, acked: &[Entry]) {
     ];
     for (what, r) in results {
         match r {
-            Err(Error::Poisoned { cause }) => assert!(cause.contains("injected EIO"), "{cause}"),
+            Err(Error::Poisoned { cause, .. }) => {
+                assert!(cause.contains("injected EIO"), "{cause}")
+            }
             other => panic!("{what} on a poisoned WAL: {other:?}"),
         }
     }
