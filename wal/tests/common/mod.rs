@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod failing_vfs;
+pub mod sim;
 
 use std::path::Path;
 

@@ -17,15 +17,15 @@ use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
 use wal::{Entry, Options, Wal};
 
 fn opts() -> Options {
-    common::opts(8192)
+    common::sim::opts(8192)
 }
 
 fn entry(index: u64) -> Entry {
-    common::entry(index, 1, 500)
+    common::sim::entry(index, 1, 500)
 }
 
 fn scenario(failure: SyncFailure) {
-    let dir = common::dir();
+    let dir = common::sim::dir();
     let fs = SimFs::new(7);
     fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts()).unwrap();

@@ -26,16 +26,16 @@
 
 mod common;
 
-use common::dir;
+use common::sim::dir;
 use fault_inject::{CrashMode, SimFs};
 use wal::{Entry, Options, SnapshotMeta, Wal};
 
 fn opts() -> Options {
-    common::opts(8192)
+    common::sim::opts(8192)
 }
 
 fn entry(index: u64) -> Entry {
-    common::entry(index, 1, 300)
+    common::sim::entry(index, 1, 300)
 }
 
 /// How the log's whole content is compacted away.

@@ -9,14 +9,14 @@
 
 mod common;
 
-use common::dir;
+use common::sim::dir;
 use fault_inject::{SimFs, Writeback};
 use wal::{Entry, Options, Wal};
 
 const ENTRY: usize = 64 << 10;
 
 fn batch(lo: u64, n: u64) -> Vec<Entry> {
-    common::entries(lo, lo + n - 1, 1, ENTRY)
+    common::sim::entries(lo, lo + n - 1, 1, ENTRY)
 }
 
 /// Appends `n`-entry batches totalling `mib` MiB, each synced; returns the last index.

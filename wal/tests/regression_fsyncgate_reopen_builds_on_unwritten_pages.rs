@@ -19,16 +19,16 @@
 
 mod common;
 
-use common::dir;
+use common::sim::dir;
 use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
 use wal::{Entry, Options, RecoveryMode, Wal};
 
 fn opts() -> Options {
-    common::opts(64 << 10)
+    common::sim::opts(64 << 10)
 }
 
 fn entries(lo: u64, hi: u64, term: u64) -> Vec<Entry> {
-    common::entries(lo, hi, term, 200)
+    common::sim::entries(lo, hi, term, 200)
 }
 
 fn fs() -> SimFs {

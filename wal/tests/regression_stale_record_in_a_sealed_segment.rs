@@ -26,17 +26,17 @@
 
 mod common;
 
-use common::dir;
+use common::sim::dir;
 use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
 use wal::{Entry, Options, Vfs, Wal};
 
 /// 4 KiB of records per segment: 17 records of 240 bytes fill one.
 fn opts() -> Options {
-    common::opts(8192)
+    common::sim::opts(8192)
 }
 
 fn entries(lo: u64, hi: u64, term: u64) -> Vec<Entry> {
-    common::entries(lo, hi, term, 200)
+    common::sim::entries(lo, hi, term, 200)
 }
 
 fn segments(fs: &SimFs) -> usize {

@@ -7,16 +7,16 @@
 
 mod common;
 
-use common::dir;
+use common::sim::dir;
 use fault_inject::{CrashMode, SimFs};
 use wal::{Entry, Options, Vfs, Wal};
 
 fn opts() -> Options {
-    common::opts(8192)
+    common::sim::opts(8192)
 }
 
 fn entries(lo: u64, hi: u64) -> Vec<Entry> {
-    common::entries(lo, hi, 1, 500)
+    common::sim::entries(lo, hi, 1, 500)
 }
 
 #[test]

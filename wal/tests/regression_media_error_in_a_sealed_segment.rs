@@ -5,19 +5,19 @@
 
 mod common;
 
-use common::dir;
+use common::sim::dir;
 use fault_inject::{CrashMode, Fault, SimFs};
 use wal::{Entry, Error, Options, Wal};
 
 fn opts(lazy_open: bool) -> Options {
     Options {
         lazy_open,
-        ..common::opts(8192)
+        ..common::sim::opts(8192)
     }
 }
 
 fn entry(index: u64) -> Entry {
-    common::entry(index, 1, 700)
+    common::sim::entry(index, 1, 700)
 }
 
 #[test]

@@ -25,16 +25,16 @@
 
 mod common;
 
-use common::dir;
+use common::sim::dir;
 use fault_inject::{CrashMode, SimFs};
 use wal::{Entry, HardState, Options, Wal};
 
 fn opts() -> Options {
-    common::opts(8192)
+    common::sim::opts(8192)
 }
 
 fn entries(lo: u64, hi: u64) -> Vec<Entry> {
-    common::entries(lo, hi, 2, 200)
+    common::sim::entries(lo, hi, 2, 200)
 }
 
 /// The byte offset of the slot with the highest sequence number.

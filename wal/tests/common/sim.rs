@@ -1,8 +1,6 @@
-//! What the regression tests share: the WAL directory on `SimFs`, options with a segment
-//! size, and entries whose bytes name their index (so a misplaced one is seen at once).
-
-// Each test binary uses some of these.
-#![allow(dead_code)]
+//! What the tests on `fault_inject::SimFs` share: the WAL directory on the simulated
+//! machine, options with a segment size, and entries whose bytes name their index (so a
+//! misplaced one is seen at once).
 
 use std::path::Path;
 
