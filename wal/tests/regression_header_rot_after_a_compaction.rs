@@ -26,7 +26,7 @@
 
 mod common;
 
-use common::sim::dir;
+use common::sim::{dir, newest_slot};
 use fault_inject::{CrashMode, SimFs};
 use wal::{Entry, Options, SnapshotMeta, Wal};
 
@@ -92,17 +92,6 @@ fn compacted(how: Compaction, last: u64) -> SimFs {
     drop(w);
     fs.crash_with(CrashMode::LoseAll, 0);
     fs
-}
-
-/// The byte offset of the slot with the highest sequence number.
-fn newest_slot(fs: &SimFs) -> u64 {
-    let b = fs.durable_contents(&dir().join("HEADER")).unwrap();
-    let seq = |at: usize| u64::from_le_bytes(b[at + 16..at + 24].try_into().unwrap());
-    if seq(0) > seq(4096) {
-        0
-    } else {
-        4096
-    }
 }
 
 /// Flips bit `bit` of byte `offset` of the newest slot on a fork of `fs`, opens it, and checks

@@ -25,7 +25,7 @@
 
 mod common;
 
-use common::sim::dir;
+use common::sim::{dir, newest_slot};
 use fault_inject::{CrashMode, SimFs};
 use wal::{Entry, HardState, Options, Wal};
 
@@ -35,17 +35,6 @@ fn opts() -> Options {
 
 fn entries(lo: u64, hi: u64) -> Vec<Entry> {
     common::sim::entries(lo, hi, 2, 200)
-}
-
-/// The byte offset of the slot with the highest sequence number.
-fn newest_slot(fs: &SimFs) -> u64 {
-    let b = fs.durable_contents(&dir().join("HEADER")).unwrap();
-    let seq = |at: usize| u64::from_le_bytes(b[at + 16..at + 24].try_into().unwrap());
-    if seq(0) > seq(4096) {
-        0
-    } else {
-        4096
-    }
 }
 
 #[test]

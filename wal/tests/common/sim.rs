@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use fault_inject::SimFs;
 use wal::{Entry, Options};
 
 /// The WAL directory on the simulated machine.
@@ -31,4 +32,16 @@ pub fn entry(index: u64, term: u64, len: usize) -> Entry {
 /// Entries `lo..=hi` of term `term`, `len` bytes each.
 pub fn entries(lo: u64, hi: u64, term: u64, len: usize) -> Vec<Entry> {
     (lo..=hi).map(|i| entry(i, term, len)).collect()
+}
+
+/// The byte offset in `HEADER` of the slot with the highest durable sequence number (the
+/// sequence is the u64 at offset 16 of each slot; docs/FORMAT.md).
+pub fn newest_slot(fs: &SimFs) -> u64 {
+    let b = fs.durable_contents(&dir().join("HEADER")).unwrap();
+    let seq = |at: usize| u64::from_le_bytes(b[at + 16..at + 24].try_into().unwrap());
+    if seq(0) > seq(4096) {
+        0
+    } else {
+        4096
+    }
 }
