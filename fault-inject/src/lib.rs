@@ -31,6 +31,7 @@
 pub mod check;
 mod counters;
 mod crash;
+mod disk;
 pub mod explore;
 mod fault;
 mod inode;
@@ -41,6 +42,7 @@ mod namespace;
 pub mod real_disk;
 mod sim_file;
 mod sim_fs;
+mod sim_vfs;
 pub mod torture;
 pub mod workload;
 

@@ -3,10 +3,11 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::disk::{no_space, FaultKind};
 use crate::fault::{eio, Fault};
 use crate::inode::{to_usize, PendingOp};
 use crate::namespace::InodeId;
-use crate::sim_fs::{no_space, FaultKind, Inner, SimFs};
+use crate::sim_fs::{Inner, SimFs};
 
 /// An open simulated file. Invalid after a crash of its file system.
 #[derive(Debug)]
