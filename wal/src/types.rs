@@ -116,8 +116,9 @@ impl Default for Options {
     }
 }
 
-/// What `open` found and repaired.
+/// What `open` found and repaired (fields are added as recovery learns to report more).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Segment files scanned.
     pub segments: usize,
@@ -144,8 +145,9 @@ pub struct RecoveryReport {
     pub compacted_damage: Vec<(String, u64, String)>,
 }
 
-/// Counters of the work the WAL has done since open.
+/// Counters of the work the WAL has done since open (counters are added over time).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Entries appended.
     pub entries_appended: u64,
