@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::error::{Error, Result};
-use crate::format::{FORMAT_VERSION, PREVIOUS_VERSION, TMP_SUFFIX};
+use crate::format::{FORMAT_VERSION, PREVIOUS_VERSION};
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::types::{HardState, SnapshotMeta};
 
@@ -375,22 +375,21 @@ pub(crate) struct HeaderFile<F: VfsFile> {
 }
 
 impl<F: VfsFile> HeaderFile<F> {
-    /// Creates the header file of a new WAL directory: written whole under a temporary name,
-    /// synced, renamed into place; the caller syncs the directory.
+    /// Creates the header file of a new WAL directory durably: written whole under a
+    /// temporary name, synced, renamed into place, the directory synced.
     pub(crate) fn create<V: Vfs<File = F>>(vfs: &V, dir: &Path) -> Result<Self> {
         // Sequence 1 lives in slot 1; slot 0 stays empty until the first update.
         Self::write_new(vfs, dir, [None, Some((1, HeaderState::default()))])
     }
 
-    /// Writes a complete header file under a temporary name and renames it over `HEADER`
-    /// (the caller syncs the directory). `slots` gives each slot's sequence and state.
+    /// Writes a complete header file durably (`io::create_durably`), replacing `HEADER`.
+    /// `slots` gives each slot's sequence and state.
     fn write_new<V: Vfs<File = F>>(
         vfs: &V,
         dir: &Path,
         slots: [Option<(u64, HeaderState)>; 2],
     ) -> Result<Self> {
         let path = dir.join(HEADER_FILE);
-        let tmp = dir.join(format!("{HEADER_FILE}{TMP_SUFFIX}"));
         let mut bytes = vec![0u8; FILE_LEN];
         let mut found = [Slot::Empty, Slot::Empty];
         for (i, s) in slots.iter().enumerate() {
@@ -403,15 +402,10 @@ impl<F: VfsFile> HeaderFile<F> {
                 };
             }
         }
-        crate::io::remove_if_present(vfs, &tmp)?;
-        let file = vfs
-            .open(&tmp, OpenMode::CreateNew)
-            .map_err(|e| Error::io("create", &tmp, e))?;
-        file.write_all_at(&bytes, 0)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        vfs.rename(&tmp, &path)
-            .map_err(|e| Error::io("rename", &tmp, e))?;
+        let file = crate::io::create_durably(vfs, dir, &path, |file, tmp| {
+            file.write_all_at(&bytes, 0)
+                .map_err(|e| Error::io("write", tmp, e))
+        })?;
         let found = Slots {
             slots: found,
             layout: Layout::V3,
@@ -528,8 +522,7 @@ impl<F: VfsFile> HeaderFile<F> {
     }
 
     /// Durably replaces the whole file with one in the current layout holding `state` in
-    /// both slots (new sequence numbers), renamed over the old one; the caller syncs the
-    /// directory.
+    /// both slots (new sequence numbers), renamed over the old one, the directory synced.
     pub(crate) fn rewrite<V: Vfs<File = F>>(
         &mut self,
         vfs: &V,

@@ -152,6 +152,43 @@ pub(crate) fn sync_parents<V: Vfs>(
     Ok(())
 }
 
+/// Creates the file `path` in `dir` durably, the one way the WAL creates files: under
+/// `path.tmp` (a stale one a crash left is removed first), filled by `fill`, fsynced,
+/// renamed into place, then `dir` fsynced. A crash at any point leaves no file at `path`
+/// or the complete one; recovery removes a `.tmp` left behind. Returns the open file.
+pub(crate) fn create_durably<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    path: &Path,
+    fill: impl FnOnce(&V::File, &Path) -> crate::Result<()>,
+) -> crate::Result<V::File> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(crate::format::TMP_SUFFIX);
+    let tmp = std::path::PathBuf::from(tmp);
+    remove_if_present(vfs, &tmp)?;
+    let file = vfs
+        .open(&tmp, OpenMode::CreateNew)
+        .map_err(|e| crate::Error::io("create", &tmp, e))?;
+    fill(&file, &tmp)?;
+    file.sync_all()
+        .map_err(|e| crate::Error::io("fsync", &tmp, e))?;
+    rename_durably(vfs, dir, &tmp, path)?;
+    Ok(file)
+}
+
+/// Renames `from` to `to` in `dir` and fsyncs `dir`: the new name is durable on return.
+pub(crate) fn rename_durably<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    from: &Path,
+    to: &Path,
+) -> crate::Result<()> {
+    vfs.rename(from, to)
+        .map_err(|e| crate::Error::io("rename", from, e))?;
+    vfs.sync_dir(dir)
+        .map_err(|e| crate::Error::io("fsync dir", dir, e))
+}
+
 /// Removes `path` if it exists (a stale `.tmp` left by a crash before it is recreated).
 pub(crate) fn remove_if_present<V: Vfs>(vfs: &V, path: &Path) -> crate::Result<()> {
     match vfs.remove(path) {

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use crate::error::{Error, Result};
 use crate::format::{
     check_header, check_payload, decode_frame, encode_segment_header, rec, seg, segment_identity,
-    segment_name, Frame, HeaderCheck, RecordFormat, TMP_SUFFIX,
+    segment_name, Frame, HeaderCheck, RecordFormat,
 };
 use crate::header::Fence;
 use crate::io::{OpenMode, Vfs, VfsFile};
@@ -84,20 +84,20 @@ impl<F: VfsFile> Segment<F> {
         first_group: u64,
         preallocate: Option<u64>,
     ) -> Result<Self> {
-        let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_name(first_index)));
-        crate::io::remove_if_present(vfs, &tmp)?;
-        let file = vfs
-            .open(&tmp, OpenMode::CreateNew)
-            .map_err(|e| Error::io("create", &tmp, e))?;
+        let path = dir.join(segment_name(first_index));
         let header = encode_segment_header(seq, first_index, first_group);
-        file.write_all_at(&header, 0)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        if let Some(size) = preallocate {
-            file.allocate(size)
-                .map_err(|e| Error::io("allocate", &tmp, e))?;
-        }
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        Self::install(vfs, dir, &tmp, file, seq, first_index, first_group)
+        let file = crate::io::create_durably(vfs, dir, &path, |file, tmp| {
+            file.write_all_at(&header, 0)
+                .map_err(|e| Error::io("write", tmp, e))?;
+            match preallocate {
+                Some(size) => file
+                    .allocate(size)
+                    .map_err(|e| Error::io("allocate", tmp, e)),
+                None => Ok(()),
+            }
+        })?;
+        let header = (seq, first_index, first_group, RecordFormat::V3);
+        Ok(Self::from_parts(path, file, header, seg::DATA_START as u64))
     }
 
     /// Turns the spare file at `spare` (written, synced zeros; see `crate::spare`) into a new
@@ -135,10 +135,7 @@ impl<F: VfsFile> Segment<F> {
         first_group: u64,
     ) -> Result<Self> {
         let path = dir.join(segment_name(first_index));
-        vfs.rename(from, &path)
-            .map_err(|e| Error::io("rename", from, e))?;
-        vfs.sync_dir(dir)
-            .map_err(|e| Error::io("fsync dir", dir, e))?;
+        crate::io::rename_durably(vfs, dir, from, &path)?;
         let header = (seq, first_index, first_group, RecordFormat::V3);
         Ok(Self::from_parts(path, file, header, seg::DATA_START as u64))
     }

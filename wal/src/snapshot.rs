@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::error::{Error, Result};
-use crate::format::{snapshot_name, FORMAT_VERSION, PREVIOUS_VERSION, TMP_SUFFIX};
+use crate::format::{snapshot_name, FORMAT_VERSION, PREVIOUS_VERSION};
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::types::SnapshotMeta;
 
@@ -51,7 +51,6 @@ pub(crate) fn write<V: Vfs>(
     data: &[u8],
 ) -> Result<PathBuf> {
     let path = dir.join(snapshot_name(meta.index));
-    let tmp = dir.join(format!("{}{TMP_SUFFIX}", snapshot_name(meta.index)));
     let mut bytes = Vec::with_capacity(HEADER_LEN + data.len());
     bytes.resize(HEADER_LEN, 0);
     bytes[..8].copy_from_slice(&MAGIC);
@@ -63,18 +62,10 @@ pub(crate) fn write<V: Vfs>(
     let crc = crc32fast::hash(&bytes[..OFF_CRC]);
     LE::write_u32(&mut bytes[OFF_CRC..], crc);
     bytes.extend_from_slice(data);
-    crate::io::remove_if_present(vfs, &tmp)?;
-    let file = vfs
-        .open(&tmp, OpenMode::CreateNew)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    file.write_all_at(&bytes, 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-    drop(file);
-    vfs.rename(&tmp, &path)
-        .map_err(|e| Error::io("rename", &tmp, e))?;
-    vfs.sync_dir(dir)
-        .map_err(|e| Error::io("fsync dir", dir, e))?;
+    crate::io::create_durably(vfs, dir, &path, |file, tmp| {
+        file.write_all_at(&bytes, 0)
+            .map_err(|e| Error::io("write", tmp, e))
+    })?;
     Ok(path)
 }
 

@@ -93,8 +93,6 @@ impl<V: Vfs> Wal<V> {
             Some(h) => Self::secure_and_repair(&vfs, &dir, &mut scan, h, prealloc)?,
             None => {
                 let h = HeaderFile::create(&vfs, &dir)?;
-                vfs.sync_dir(&dir)
-                    .map_err(|e| Error::io("fsync dir", &dir, e))?;
                 // The directory's own entry (whoever created it) and those of the
                 // directories created above it are durable only once their parents are
                 // synced.
@@ -195,8 +193,6 @@ impl<V: Vfs> Wal<V> {
         };
         if header.needs_rewrite() {
             header.rewrite(vfs, dir, st)?;
-            vfs.sync_dir(dir)
-                .map_err(|e| Error::io("fsync dir", dir, e))?;
             info!("header rewritten in the current layout");
         } else {
             header.update_both(st)?;
