@@ -37,16 +37,42 @@ enum Command {
     Verify(cmd::inspect::VerifyArgs),
 }
 
+/// Log messages (`RAFTWAL_LOG`, default `warn`) go to stderr, or to `file`.
+fn init_tracing(file: Option<&std::path::Path>) -> std::io::Result<()> {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("RAFTWAL_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+    };
+    match file {
+        Some(path) => {
+            let f = std::fs::File::create(path)?;
+            tracing_subscriber::fmt()
+                .with_env_filter(filter())
+                .with_writer(std::sync::Mutex::new(f))
+                .with_ansi(false)
+                .init();
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RAFTWAL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    // A torture run's injected faults make the WAL warn by the hundred: a log file, unless
+    // --verbose, so that the progress bar and the summary stay readable.
+    let log_file = match &cli.command {
+        Command::Torture(a) => a.log_file(),
+        _ => None,
+    };
+    if let Err(e) = init_tracing(log_file.as_deref()) {
+        eprintln!("error: cannot create the log file: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Torture(a) => cmd::torture::run(a),

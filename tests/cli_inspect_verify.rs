@@ -146,3 +146,27 @@ fn bad_input_gets_a_clear_error() {
     assert_ne!(o.status.code(), Some(0), "{t}");
     assert!(!t.contains("panicked"), "{t}");
 }
+
+#[test]
+fn a_directory_without_a_wal_is_said_to_hold_none() {
+    let empty = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("notes.txt"), b"not a log").unwrap();
+    for d in [empty.path(), other.path()] {
+        for cmd in ["verify", "inspect"] {
+            let o = raftwal(&[cmd, d.to_str().unwrap()]);
+            let t = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd}: {t}");
+            assert!(t.contains("holds no raftwal WAL"), "{cmd}: {t}");
+            assert!(!t.contains("ok:"), "{cmd}: {t}");
+        }
+    }
+    // Segments without a HEADER are a damaged WAL, not "no WAL".
+    let d = tempfile::tempdir().unwrap();
+    write_log(d.path());
+    std::fs::remove_file(d.path().join("HEADER")).unwrap();
+    let o = raftwal(&["verify", d.path().to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("HEADER is missing"), "{t}");
+}

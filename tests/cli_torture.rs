@@ -136,3 +136,26 @@ fn real_disk_torture_keeps_its_journal_elsewhere_and_runs_a_command_after_each_k
     assert!(!out.status.success());
     assert!(stderr.contains("--after-kill"), "{stderr}");
 }
+
+#[test]
+fn the_wal_warnings_go_to_the_log_file_unless_verbose() {
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("torture.log");
+    let args = ["torture", "--seed", "3", "--cycles", "30", "--quiet"];
+    let out = raftwal()
+        .args(args)
+        .args(["--log", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert!(stderr.contains(log.to_str().unwrap()), "{stderr}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("WARN"),
+        "seed 3 makes recovery warn: {logged}"
+    );
+    let out = raftwal().args(args).arg("--verbose").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARN"));
+}

@@ -1,6 +1,6 @@
 //! `raftwal inspect` and `raftwal verify`: look into a WAL directory without changing it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use wal::inspect::{inspect, Finding, Inspection};
@@ -160,11 +160,35 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
     Ok((lo, hi))
 }
 
+/// `dir` must be a directory that holds a WAL: a `HEADER`, or at least files a WAL writes
+/// (segments, snapshots — then a missing `HEADER` is damage, which inspection reports).
+/// Anything else (`/etc`, an empty directory) is not a WAL, and saying "ok" would mislead.
+fn require_wal(dir: &Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    if dir.join(wal::inspect::HEADER_FILE).exists() {
+        return Ok(());
+    }
+    let names = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    let wal_files = names
+        .filter(|n| n.ends_with(".wal") || n.ends_with(".snap"))
+        .count();
+    if wal_files == 0 {
+        return Err(format!(
+            "{} holds no raftwal WAL (no HEADER file, no segments)",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `raftwal inspect`.
 pub fn run_inspect(args: InspectArgs) -> CmdResult {
-    if !args.dir.is_dir() {
-        return Err(format!("{} is not a directory", args.dir.display()).into());
-    }
+    require_wal(&args.dir)?;
     let ins = inspect(&StdVfs, &args.dir)?;
     print_inspection(&ins);
     if let Some(r) = &args.entries {
@@ -193,9 +217,7 @@ pub fn run_inspect(args: InspectArgs) -> CmdResult {
 
 /// Runs `raftwal verify`: exit 0 if nothing is corrupt, 1 naming file and offset otherwise.
 pub fn run_verify(args: VerifyArgs) -> CmdResult {
-    if !args.dir.is_dir() {
-        return Err(format!("{} is not a directory", args.dir.display()).into());
-    }
+    require_wal(&args.dir)?;
     let ins = match inspect(&StdVfs, &args.dir) {
         Ok(i) => i,
         Err(e) if e.is_corruption() => {

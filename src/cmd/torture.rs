@@ -74,6 +74,26 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Show the WAL's log messages (the injected faults' warnings, by the hundred) on the
+    /// terminal instead of writing them to the log file.
+    #[arg(long)]
+    pub verbose: bool,
+    /// Where the WAL's log messages go (default: `raftwal-torture-<pid>.log` in the system's
+    /// temporary directory; the summary names it).
+    #[arg(long, value_name = "PATH", conflicts_with = "verbose")]
+    pub log: Option<PathBuf>,
+}
+
+impl Args {
+    /// The file the WAL's log messages go to, unless `--verbose`.
+    pub fn log_file(&self) -> Option<PathBuf> {
+        if self.verbose {
+            return None;
+        }
+        Some(self.log.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("raftwal-torture-{}.log", std::process::id()))
+        }))
+    }
 }
 
 /// Arguments of the hidden `raftwal torture-child`.
@@ -114,10 +134,17 @@ pub fn run(args: Args) -> CmdResult {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
-    match args.real.clone() {
+    let result = match args.real.clone() {
         Some(dir) => run_real(&args, seed, dir),
         None => run_sim(&args, seed),
+    };
+    if let Some(log) = args.log_file() {
+        eprintln!(
+            "the WAL's log messages (recoveries, injected faults): {}",
+            log.display()
+        );
     }
+    result
 }
 
 /// How long to go: a number of cycles or a time budget.

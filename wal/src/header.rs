@@ -45,7 +45,7 @@ use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::types::{HardState, SnapshotMeta};
 
 /// Name of the header file inside a WAL directory.
-pub(crate) const HEADER_FILE: &str = "HEADER";
+pub const HEADER_FILE: &str = "HEADER";
 const MAGIC: [u8; 8] = *b"RWALHDR1";
 /// Bytes per slot.
 pub(crate) const SLOT_LEN: usize = 512;

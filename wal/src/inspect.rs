@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::header::{Slot, HEADER_FILE};
+use crate::header::Slot;
+
+/// The name of the header file every WAL directory holds.
+pub use crate::header::HEADER_FILE;
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::recovery::{self, Outcome};
 use crate::types::{HardState, RecoveryMode, SnapshotMeta};
