@@ -35,6 +35,9 @@ enum Command {
     /// Check every checksum in a WAL directory; exit non-zero naming file and offset on
     /// corruption.
     Verify(cmd::inspect::VerifyArgs),
+    /// Print the header slots and the entries of a WAL directory (text or JSON lines),
+    /// read-only.
+    Dump(cmd::dump::Args),
 }
 
 /// Log messages (`RAFTWAL_LOG`, default `warn`) go to stderr, or to `file`.
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Inspect(a) => cmd::inspect::run_inspect(a),
         Command::Verify(a) => cmd::inspect::run_verify(a),
+        Command::Dump(a) => cmd::dump::run(a),
     };
     match result {
         Ok(code) => code,

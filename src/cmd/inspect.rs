@@ -163,7 +163,7 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
 /// `dir` must be a directory that holds a WAL: a `HEADER`, or at least files a WAL writes
 /// (segments, snapshots — then a missing `HEADER` is damage, which inspection reports).
 /// Anything else (`/etc`, an empty directory) is not a WAL, and saying "ok" would mislead.
-fn require_wal(dir: &Path) -> Result<(), String> {
+pub(super) fn require_wal(dir: &Path) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
