@@ -67,8 +67,13 @@ fn print_finding(f: &Finding) {
 }
 
 fn print_compacted_damage(ins: &Inspection) {
-    for (file, offset, reason) in &ins.compacted_damage {
-        println!("note:     damaged record among compacted entries at {file}:{offset} ({reason}); not needed, stepped over");
+    for d in &ins.compacted_damage {
+        println!(
+            "note:     damaged record among compacted entries at {}:{} ({}); not needed, stepped over",
+            d.path.display(),
+            d.offset,
+            d.reason
+        );
     }
 }
 

@@ -102,7 +102,7 @@ pub struct Inspection {
     pub finding: Finding,
     /// Damaged records at or below the snapshot base (no longer needed), stepped over:
     /// (file, offset, reason).
-    pub compacted_damage: Vec<(String, u64, String)>,
+    pub compacted_damage: Vec<crate::Damage>,
 }
 
 impl Inspection {
@@ -171,11 +171,11 @@ pub fn inspect<V: Vfs>(vfs: &V, dir: &Path) -> Result<Inspection> {
         .report
         .corruption_truncated
         .first()
-        .map(|(file, offset, reason)| Finding::Corrupt {
-            path: PathBuf::from(file),
-            offset: *offset,
+        .map(|d| Finding::Corrupt {
+            path: d.path.clone(),
+            offset: d.offset,
             index: None,
-            reason: reason.clone(),
+            reason: d.reason.clone(),
         });
     let rollback = scan
         .rollback

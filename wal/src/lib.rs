@@ -52,6 +52,7 @@ pub use error::{Error, Result};
 pub use group_commit::GroupCommit;
 pub use io::{OpenMode, StdVfs, Vfs, VfsFile};
 pub use types::{
-    Entry, HardState, Options, RecoveryMode, RecoveryReport, SegmentPrepare, SnapshotMeta, Stats,
+    Damage, Entry, HardState, Options, RecoveryMode, RecoveryReport, SegmentPrepare, SnapshotMeta,
+    Stats,
 };
 pub use wal::Wal;

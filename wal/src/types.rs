@@ -138,11 +138,34 @@ pub struct RecoveryReport {
     /// Files removed because they held only state that never became durable or was superseded
     /// (segments past a torn tail, stale snapshots, temporary files).
     pub files_removed: usize,
-    /// Cuts made at corruption under [`RecoveryMode::TruncateCorrupt`]: (file, offset, reason).
-    pub corruption_truncated: Vec<(String, u64, String)>,
+    /// Cuts made at corruption under [`RecoveryMode::TruncateCorrupt`].
+    pub corruption_truncated: Vec<Damage>,
     /// Damaged records found at or below the snapshot base — data no longer needed — that
-    /// recovery stepped over: (file, offset, reason).
-    pub compacted_damage: Vec<(String, u64, String)>,
+    /// recovery stepped over.
+    pub compacted_damage: Vec<Damage>,
+}
+
+/// Damage recovery found in a file, and what it did about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Byte offset of the damaged record or header in it.
+    pub offset: u64,
+    /// What is wrong there, and what recovery did.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}",
+            self.path.display(),
+            self.offset,
+            self.reason
+        )
+    }
 }
 
 /// Counters of the work the WAL has done since open (counters are added over time).

@@ -283,7 +283,7 @@ fn open(fx: &Fixture, dir: &Path, mode: RecoveryMode) -> Result<(Outcome, Vec<St
                 .recovery_report()
                 .corruption_truncated
                 .iter()
-                .map(|(f, o, why)| format!("{f}:{o}: {why}"))
+                .map(ToString::to_string)
                 .collect(),
             Err(_) => Vec::new(),
         };

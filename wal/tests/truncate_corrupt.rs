@@ -53,7 +53,10 @@ fn a_damaged_record_cuts_the_log_before_its_batch() {
     assert_log(&w, 1, &all[..last as usize]);
     let cut = &w.recovery_report().corruption_truncated;
     assert_eq!(cut.len(), 1, "{cut:?}");
-    assert!(cut[0].0.ends_with(&segment_files(dir.path())[1]), "{cut:?}");
+    assert!(
+        cut[0].path.ends_with(&segment_files(dir.path())[1]),
+        "{cut:?}"
+    );
     drop(w);
     // Durable: a strict reopen opens the same log, and appends continue.
     let mut w = Wal::open(dir.path(), small_opts()).unwrap();
@@ -78,7 +81,10 @@ fn a_damaged_segment_header_cuts_the_log_before_the_segment() {
     assert_log(&w, 1, &all[..first as usize - 1]);
     let cut = &w.recovery_report().corruption_truncated;
     assert_eq!(cut.len(), 1, "{cut:?}");
-    assert!(cut[0].0.ends_with(&names[2]) && cut[0].1 == 0, "{cut:?}");
+    assert!(
+        cut[0].path.ends_with(&names[2]) && cut[0].offset == 0,
+        "{cut:?}"
+    );
     assert_eq!(segment_files(dir.path()), names[..2].to_vec());
     drop(w);
     let mut w = Wal::open(dir.path(), small_opts()).unwrap();

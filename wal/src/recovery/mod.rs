@@ -47,7 +47,7 @@ use crate::header::{Fence, HeaderFile, HeaderState};
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::reader::{seq_newer, WINDOW};
 use crate::segment::Segment;
-use crate::types::{RecoveryMode, RecoveryReport};
+use crate::types::{Damage, RecoveryMode, RecoveryReport};
 
 use decide::{decide, Decision, Facts, Pos};
 use walk::{search_after, Walked};
@@ -308,11 +308,11 @@ impl Plan {
                 if recovery == RecoveryMode::Strict {
                     return Err(Error::corrupt(&path, stop.at.1, stop.index, reason));
                 }
-                report.corruption_truncated.push((
-                    path.display().to_string(),
-                    stop.at.1,
-                    reason.clone(),
-                ));
+                report.corruption_truncated.push(Damage {
+                    path: path.clone(),
+                    offset: stop.at.1,
+                    reason: reason.clone(),
+                });
                 self.outcome = Outcome::Corrupt {
                     path,
                     offset: stop.at.1,

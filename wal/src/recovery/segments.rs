@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::{decode_segment_header, seg, SegmentHeader, SegmentHeaderError};
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::segment::Segment;
-use crate::types::{RecoveryMode, RecoveryReport};
+use crate::types::{Damage, RecoveryMode, RecoveryReport};
 
 use super::listing::Listing;
 
@@ -51,11 +51,11 @@ pub(crate) fn open_all<V: Vfs>(
             Err((offset, reason)) => {
                 warn!(file = %path.display(), offset, reason = %reason,
                     "damaged segment header: cutting the log before this segment");
-                report.corruption_truncated.push((
-                    path.display().to_string(),
+                report.corruption_truncated.push(Damage {
+                    path: path.clone(),
                     offset,
-                    format!("{reason}; this segment and every later one removed"),
-                ));
+                    reason: format!("{reason}; this segment and every later one removed"),
+                });
                 l.remove.push(path);
                 l.remove.extend(names.by_ref().map(|(_, p)| p));
                 break;

@@ -10,7 +10,7 @@ use crate::header::Fence;
 use crate::io::VfsFile;
 use crate::reader::{Rule, Window};
 use crate::segment::Segment;
-use crate::types::SnapshotMeta;
+use crate::types::{Damage, SnapshotMeta};
 
 use super::decide::{Accepted, Pos};
 
@@ -48,7 +48,7 @@ pub(crate) struct Walked {
     pub newest_header_seq: Option<HeaderSeqSeen>,
     pub bytes_scanned: u64,
     /// Damaged records at or below the base, stepped over: (file, offset, reason).
-    pub compacted_damage: Vec<(String, u64, String)>,
+    pub compacted_damage: Vec<Damage>,
 }
 
 /// What a segment's walk adds to its index.
@@ -156,11 +156,11 @@ impl Stream {
             && first <= self.base.index + 1
         {
             // Missing entries are all compacted: step over the hole.
-            self.walked.compacted_damage.push((
-                seg.path.display().to_string(),
-                seg::DATA_START as u64,
-                format!("entries {expected}..{first} (compacted) are missing"),
-            ));
+            self.walked.compacted_damage.push(Damage {
+                path: seg.path.clone(),
+                offset: seg::DATA_START as u64,
+                reason: format!("entries {expected}..{first} (compacted) are missing"),
+            });
             self.rule.expected = first;
         }
         if first != self.rule.expected {
@@ -230,11 +230,11 @@ impl Stream {
                     if let Some((pos, index)) = self.resync(&mut w, seg, off)? {
                         // Damage among compacted entries: resume at the next record that
                         // verifies and still lies at or below base + 1.
-                        self.walked.compacted_damage.push((
-                            seg.path.display().to_string(),
-                            off,
+                        self.walked.compacted_damage.push(Damage {
+                            path: seg.path.clone(),
+                            offset: off,
                             reason,
-                        ));
+                        });
                         while self.rule.expected < index {
                             pushes.push(Push::Placeholder(self.rule.expected));
                             self.rule.expected += 1;
