@@ -63,7 +63,8 @@ pub struct Args {
     /// Print every slice's result as it completes (shows the spread between repetitions).
     #[arg(long)]
     pub verbose: bool,
-    /// Run raftwal with `Options::preallocate = false` (segments grow by appending).
+    /// Run raftwal with `SegmentPrepare::Grow` (no preallocation: segments grow by appending;
+    /// overrides --prepare).
     #[arg(long)]
     pub no_preallocate: bool,
     /// raftwal's `Options::segment_size` in bytes [default: the WAL's default, 64 MiB].
@@ -219,7 +220,7 @@ pub fn run(args: Args) -> CmdResult {
     println!(
         "raftwal: segment_size = {} MiB, preallocate = {}, prepare = {:?}",
         plan.wal_opts.segment_size >> 20,
-        plan.wal_opts.preallocate,
+        plan.wal_opts.prepare.preallocates(),
         plan.wal_opts.prepare
     );
 
@@ -323,10 +324,11 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
     if let Some(s) = args.segment_size {
         wal_opts.segment_size = s;
     }
-    if args.no_preallocate {
-        wal_opts.preallocate = false;
-    }
-    wal_opts.prepare = args.prepare.into();
+    wal_opts.prepare = if args.no_preallocate {
+        wal::SegmentPrepare::Grow
+    } else {
+        args.prepare.into()
+    };
     Ok(Plan {
         budget: Budget {
             time: Duration::from_secs_f64(slice),

@@ -147,7 +147,7 @@ impl<V: Vfs> Spare<V> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("open", &path, e)),
         };
-        let wanted = mode != SegmentPrepare::Allocate;
+        let wanted = !matches!(mode, SegmentPrepare::Allocate | SegmentPrepare::Grow);
         let mode = match mode {
             SegmentPrepare::ZeroFillBackground if !vfs.background_io() => SegmentPrepare::ZeroFill,
             m => m,
@@ -244,7 +244,7 @@ impl<V: Vfs> Spare<V> {
     pub(crate) fn refill(&mut self, written: u64) -> Result<()> {
         self.signals.progress.store(written, Ordering::SeqCst);
         match self.mode {
-            SegmentPrepare::Allocate => Ok(()),
+            SegmentPrepare::Allocate | SegmentPrepare::Grow => Ok(()),
             SegmentPrepare::ZeroFill => self.fill_inline(true),
             SegmentPrepare::ZeroFillBackground => {
                 let zero = match (self.zero_rate, self.lifetime) {

@@ -56,15 +56,12 @@ pub struct Options {
     /// and a directory fsync to that batch's commit (`raftwal bench`, 32 MiB batches: 2.0
     /// file syncs per batch in 64 MiB segments, 1.17 in 256 MiB ones).
     pub segment_size: u64,
-    /// Preallocate each new segment to `segment_size` (default true), so appends neither grow
-    /// the file nor fail for space mid-segment.
-    pub preallocate: bool,
     /// What to do about corruption of synced data found on open.
     pub recovery: RecoveryMode,
     /// Appended bytes buffered before they are written out ahead of a `sync` (default 4 MiB).
     pub write_buffer: usize,
-    /// How the next segment's space is prepared when `preallocate` is on (default
-    /// [`SegmentPrepare::ZeroFillBackground`]).
+    /// Whether new segments are preallocated, and how their space is prepared (default
+    /// [`SegmentPrepare::ZeroFillBackground`]; [`SegmentPrepare::Grow`]: no preallocation).
     pub prepare: SegmentPrepare,
     /// Open without reading the sealed segments between the first and the last (default
     /// false: every record is verified at open). Open then scans the first segment (the
@@ -82,7 +79,10 @@ pub struct Options {
     pub lazy_open: bool,
 }
 
-/// How a preallocated segment's space is prepared (with [`Options::preallocate`]).
+/// How a new segment's space is prepared.
+///
+/// Every mode but [`SegmentPrepare::Grow`] preallocates each segment to `segment_size`, so
+/// appends neither grow the file nor fail for space mid-segment.
 ///
 /// Appending into blocks that `fallocate` reserved costs a journal commit per `fdatasync` on
 /// ext4/xfs (each first write converts an *unwritten extent*); appending over blocks that
@@ -101,13 +101,23 @@ pub enum SegmentPrepare {
     /// is `fallocate`d instead of zeroed.
     #[default]
     ZeroFillBackground,
+    /// No preallocation: segments grow as records are appended (each `fdatasync` then also
+    /// commits the file's new size). For file systems where preallocation is expensive or
+    /// unsupported, and for measuring what preallocation buys.
+    Grow,
+}
+
+impl SegmentPrepare {
+    /// Whether new segments are preallocated to `segment_size`.
+    pub fn preallocates(self) -> bool {
+        self != SegmentPrepare::Grow
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             segment_size: 64 << 20,
-            preallocate: true,
             recovery: RecoveryMode::Strict,
             write_buffer: 4 << 20,
             prepare: SegmentPrepare::default(),

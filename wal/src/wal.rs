@@ -88,7 +88,7 @@ impl<V: Vfs> Wal<V> {
             opts.recovery,
             opts.lazy_open,
         )?;
-        let prealloc = opts.preallocate.then_some(opts.segment_size);
+        let prealloc = opts.prepare.preallocates().then_some(opts.segment_size);
         let header = match scan.header.take() {
             Some(h) => Self::secure_and_repair(&vfs, &dir, &mut scan, h, prealloc)?,
             None => {
@@ -121,9 +121,9 @@ impl<V: Vfs> Wal<V> {
         report.segments = segments.len();
         // A spare for the next rotation; a log without a segment needs it for its first
         // append, so that fill completes now (outside the first append's latency).
-        let prepare = match opts.preallocate {
-            true => opts.prepare,
-            false => SegmentPrepare::Allocate,
+        let prepare = match opts.prepare {
+            SegmentPrepare::Grow => SegmentPrepare::Allocate,
+            p => p,
         };
         let spare = Spare::open(
             vfs.clone(),
@@ -569,7 +569,7 @@ impl<V: Vfs> Wal<V> {
         let r = seg
             .file
             .set_len(cut)
-            .and_then(|()| match self.opts.preallocate {
+            .and_then(|()| match self.opts.prepare.preallocates() {
                 true => seg.file.allocate(self.opts.segment_size),
                 false => Ok(()),
             })
@@ -741,7 +741,11 @@ impl<V: Vfs> Wal<V> {
                 seg
             }
             None => {
-                let prealloc = self.opts.preallocate.then_some(self.opts.segment_size);
+                let prealloc = self
+                    .opts
+                    .prepare
+                    .preallocates()
+                    .then_some(self.opts.segment_size);
                 Segment::create(&self.vfs, &self.dir, seq, first_index, self.group, prealloc)
                     .inspect_err(|e| self.poison(e))?
             }

@@ -173,7 +173,7 @@ fn a_segment_size_above_4_gib_is_refused_at_open() {
     for size in [(4u64 << 30), 5 << 30, u64::MAX] {
         let opts = Options {
             segment_size: size,
-            preallocate: false,
+            prepare: wal::SegmentPrepare::Grow,
             ..Options::default()
         };
         match Wal::open(dir.path(), opts) {

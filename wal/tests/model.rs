@@ -113,7 +113,11 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
     let dir = common::fast_tempdir();
     let opts = Options {
         segment_size: 8192,
-        preallocate: rng.gen_bool(0.7),
+        prepare: if rng.gen_bool(0.7) {
+            wal::SegmentPrepare::default()
+        } else {
+            wal::SegmentPrepare::Grow
+        },
         write_buffer: [512usize, 4096, 4 << 20][rng.gen_range(0..3)],
         // Odd seeds open lazily (sealed middle segments verified on first read).
         lazy_open: seed % 2 == 1,

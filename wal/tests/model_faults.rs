@@ -143,7 +143,11 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> (usize, usize) {
     let dir = common::fast_tempdir();
     let opts = Options {
         segment_size: 8192,
-        preallocate: rng.gen_bool(0.7),
+        prepare: if rng.gen_bool(0.7) {
+            wal::SegmentPrepare::default()
+        } else {
+            wal::SegmentPrepare::Grow
+        },
         write_buffer: [512usize, 4096, 4 << 20][rng.gen_range(0..3)],
         ..Options::default()
     };

@@ -184,7 +184,11 @@ fn reopening_with_another_segment_size_or_preallocation() {
     {
         let opts = Options {
             segment_size: size,
-            preallocate: prealloc,
+            prepare: if prealloc {
+                wal::SegmentPrepare::default()
+            } else {
+                wal::SegmentPrepare::Grow
+            },
             ..Options::default()
         };
         let mut w = Wal::open(dir.path(), opts.clone()).unwrap();

@@ -46,7 +46,7 @@ pub const WAL_DIR: &str = "/raft";
 pub fn sim_wal_options() -> Options {
     Options {
         segment_size: 8 << 10,
-        preallocate: false,
+        prepare: wal::SegmentPrepare::Grow,
         write_buffer: 64 << 10,
         ..Options::default()
     }
