@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use wal::{Entry, HardState, SnapshotMeta, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Entry, HardState, SnapshotMeta, Wal};
 
 use crate::model::{Model, Op};
 

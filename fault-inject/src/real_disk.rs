@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use wal::{Options, StdVfs, Wal};
+use wal::io::StdVfs;
+use wal::{Options, Wal};
 
 use crate::check::{check, promote, Recovered};
 use crate::journal::{intent_line, replay, DONE_LINE};

@@ -79,7 +79,7 @@ impl SimFile {
     }
 }
 
-impl wal::VfsFile for SimFile {
+impl wal::io::VfsFile for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut st = self.state()?;
         let path = st

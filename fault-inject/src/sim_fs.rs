@@ -1,5 +1,5 @@
 //! [`SimFs`]: the simulated file system's public face — setup, faults, power cuts, forks,
-//! inspection. Its state lives in `disk.rs`, its `wal::Vfs` calls in `sim_vfs.rs`.
+//! inspection. Its state lives in `disk.rs`, its `wal::io::Vfs` calls in `sim_vfs.rs`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
@@ -430,7 +430,7 @@ impl Inner {
 mod tests {
     use std::io::ErrorKind;
 
-    use wal::{OpenMode, Vfs, VfsFile};
+    use wal::io::{OpenMode, Vfs, VfsFile};
 
     use super::*;
     use crate::crash::{FileCrash, TornFill, TornWrite};

@@ -24,7 +24,8 @@ use std::path::PathBuf;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::{Options, SnapshotMeta, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Options, SnapshotMeta, Wal};
 
 use crate::check::{check, must_reach, promote, Recovered, Violation};
 use crate::crash::{CrashMode, Overwrite, Writeback};

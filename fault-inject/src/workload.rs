@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::Rng;
-use wal::{Entry, HardState, Options, SnapshotMeta, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Entry, HardState, Options, SnapshotMeta, Wal};
 
 use crate::model::{Model, Op};
 

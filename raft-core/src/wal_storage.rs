@@ -1,6 +1,7 @@
 //! [`WalStorage`]: persistence through the raftwal WAL.
 
-use wal::{Entry, HardState, SnapshotMeta, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Entry, HardState, SnapshotMeta, Wal};
 
 use crate::error::StorageError;
 use crate::storage::{PersistentState, Storage};

@@ -55,7 +55,7 @@ struct WalOnDisk {
 }
 
 impl Harness for WalOnDisk {
-    type S = WalStorage<wal::StdVfs>;
+    type S = WalStorage<wal::io::StdVfs>;
     fn create(&mut self) -> Self::S {
         let d = tempfile::tempdir().expect("tempdir");
         let wal = Wal::open(d.path(), wal::Options::default()).expect("open");

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use wal::inspect::{for_each_entry, inspect, SlotReport};
-use wal::{Entry, StdVfs};
+use wal::io::StdVfs;
+use wal::Entry;
 
 use super::CmdResult;
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use wal::inspect::{inspect, Finding, Inspection};
-use wal::StdVfs;
+use wal::io::StdVfs;
 
 use super::CmdResult;
 

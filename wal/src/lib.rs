@@ -50,7 +50,6 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use group_commit::GroupCommit;
-pub use io::{OpenMode, StdVfs, Vfs, VfsFile};
 pub use types::{
     Damage, Entry, HardState, Options, RecoveryMode, RecoveryReport, SegmentPrepare, SnapshotMeta,
     Stats,

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use fault_inject::{
     CrashMode, CrashPlan, Fault, FileCrash, SimFs, SyncFailure, TornFill, TornWrite,
 };
-use wal::{Entry, HardState, Options, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Entry, HardState, Options, Wal};
 
 const DIR: &str = "/wal";
 
@@ -342,8 +343,8 @@ fn stale_records_in_a_preallocated_region_do_not_verify() {
         .min(tail.len().saturating_sub(at))
         .saturating_sub(64);
     if n > 0 {
-        let f = fs.open(last, wal::OpenMode::ReadWrite).unwrap();
-        use wal::VfsFile;
+        let f = fs.open(last, wal::io::OpenMode::ReadWrite).unwrap();
+        use wal::io::VfsFile;
         f.write_all_at(&old[64..64 + n], at as u64).unwrap();
         f.sync_data().unwrap();
     }
@@ -417,8 +418,8 @@ fn bad_input_is_a_clear_error_never_a_panic() {
     let fs = fs();
     drop(open(&fs).unwrap());
     let bogus = dir().join("00000000000000000001.wal");
-    let f = fs.open(&bogus, wal::OpenMode::CreateNew).unwrap();
-    use wal::VfsFile;
+    let f = fs.open(&bogus, wal::io::OpenMode::CreateNew).unwrap();
+    use wal::io::VfsFile;
     f.write_all_at(&[0x5a; 700], 0).unwrap();
     f.sync_data().unwrap();
     fs.sync_dir(dir()).unwrap();
@@ -439,8 +440,8 @@ fn fs_with_header(bytes: &[u8]) -> SimFs {
     let fs = fs();
     drop(open(&fs).unwrap());
     let header = dir().join("HEADER");
-    let f = fs.open(&header, wal::OpenMode::ReadWrite).unwrap();
-    use wal::VfsFile;
+    let f = fs.open(&header, wal::io::OpenMode::ReadWrite).unwrap();
+    use wal::io::VfsFile;
     f.write_all_at(bytes, 0).unwrap();
     f.sync_data().unwrap();
     fs

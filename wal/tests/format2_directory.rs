@@ -80,7 +80,7 @@ fn a_format_2_directory_opens_with_every_entry_and_upgrades_its_header() {
         std::fs::metadata(dir.path().join("HEADER")).unwrap().len(),
         1024
     );
-    let insp = wal::inspect::inspect(&wal::StdVfs, dir.path()).unwrap();
+    let insp = wal::inspect::inspect(&wal::io::StdVfs, dir.path()).unwrap();
     assert!(insp.is_ok(), "{:?}", insp.finding);
     assert_eq!((insp.first_index, insp.last_index), (13, 60));
     let w = Wal::open(dir.path(), opts()).unwrap();

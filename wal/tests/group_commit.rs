@@ -7,7 +7,8 @@ use std::sync::{Arc, Barrier};
 
 use common::failing_vfs::FailingVfs;
 use wal::group_commit::GroupCommit;
-use wal::{Entry, Error, Options, Result, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Entry, Error, Options, Result, Wal};
 
 fn entry(index: u64) -> Entry {
     Entry {

@@ -2,7 +2,7 @@
 //! (fsyncgate), so every later write is refused with `Error::Poisoned`; reads keep working;
 //! a reopen recovers the acknowledged state.
 //!
-//! The failures come from a small `Vfs` wrapper around `wal::StdVfs`
+//! The failures come from a small `Vfs` wrapper around `wal::io::StdVfs`
 //! (`common/failing_vfs.rs`) that fails the next file sync or write with EIO — enough for
 //! these tests, and independent of the `fault-inject` crate.
 

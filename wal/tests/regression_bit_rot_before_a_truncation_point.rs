@@ -16,7 +16,8 @@
 use std::path::Path;
 
 use fault_inject::SimFs;
-use wal::{Entry, Options, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Entry, Options, Wal};
 
 fn entry(index: u64, fill: u8) -> Entry {
     Entry {

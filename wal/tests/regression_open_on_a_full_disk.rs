@@ -9,7 +9,8 @@ mod common;
 
 use common::sim::dir;
 use fault_inject::{CrashMode, SimFs};
-use wal::{Entry, Options, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Entry, Options, Wal};
 
 fn opts() -> Options {
     common::sim::opts(8192)

@@ -28,7 +28,7 @@ fn entries(lo: u64, hi: u64, term: u64) -> Vec<Entry> {
 }
 
 fn seqs(dir: &std::path::Path) -> Vec<(u64, u64)> {
-    let i = wal::inspect::inspect(&wal::StdVfs, dir).unwrap();
+    let i = wal::inspect::inspect(&wal::io::StdVfs, dir).unwrap();
     i.segments.iter().map(|s| (s.first_index, s.seq)).collect()
 }
 

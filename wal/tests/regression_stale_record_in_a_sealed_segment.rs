@@ -28,7 +28,8 @@ mod common;
 
 use common::sim::dir;
 use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
-use wal::{Entry, Options, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Entry, Options, Wal};
 
 /// 4 KiB of records per segment: 17 records of 240 bytes fill one.
 fn opts() -> Options {

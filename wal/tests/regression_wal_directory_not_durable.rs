@@ -11,7 +11,8 @@
 use std::path::Path;
 
 use fault_inject::{CrashMode, SimFs};
-use wal::{Entry, HardState, Options, Vfs, Wal};
+use wal::io::Vfs;
+use wal::{Entry, HardState, Options, Wal};
 
 fn opts() -> Options {
     Options {

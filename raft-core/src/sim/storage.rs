@@ -73,7 +73,7 @@ pub fn segment_record_capacity() -> Result<u64, String> {
                 data: index.to_le_bytes().to_vec(),
             };
             wal.append_sync(&[e]).map_err(err)?;
-            let segments = wal::Vfs::list(&fs, dir)
+            let segments = wal::io::Vfs::list(&fs, dir)
                 .unwrap_or_default()
                 .iter()
                 .filter(|f| f.ends_with(".wal"))
@@ -134,7 +134,7 @@ impl Disk {
     pub(crate) fn files(&self) -> Vec<String> {
         match self {
             Disk::Mem(_) => Vec::new(),
-            Disk::Wal(fs) => wal::Vfs::list(fs, Path::new(WAL_DIR)).unwrap_or_default(),
+            Disk::Wal(fs) => wal::io::Vfs::list(fs, Path::new(WAL_DIR)).unwrap_or_default(),
         }
     }
 

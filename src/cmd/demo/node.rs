@@ -78,7 +78,7 @@ pub(super) fn wal_options() -> Options {
 /// message on a fatal problem.
 pub(super) fn apply_all(
     id: usize,
-    raft: &mut Raft<WalStorage<wal::StdVfs>>,
+    raft: &mut Raft<WalStorage<wal::io::StdVfs>>,
     svc: &mut Service,
     shared: &Shared,
 ) -> Result<(), String> {
@@ -162,7 +162,7 @@ pub(super) fn run_node(
     });
     let mut svc = Service::default();
     let finish =
-        |raft: Raft<WalStorage<wal::StdVfs>>, mut exit: NodeExit, error: Option<String>| {
+        |raft: Raft<WalStorage<wal::io::StdVfs>>, mut exit: NodeExit, error: Option<String>| {
             let stats = raft.storage().wal().stats();
             exit.fsyncs = stats.file_syncs + stats.dir_syncs;
             exit.entries_appended = stats.entries_appended;

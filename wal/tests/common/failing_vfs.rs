@@ -1,4 +1,4 @@
-//! A `Vfs` wrapper around `wal::StdVfs` that fails the next file sync or write with EIO
+//! A `Vfs` wrapper around `wal::io::StdVfs` that fails the next file sync or write with EIO
 //! on request — enough for poisoning tests, and independent of the `fault-inject` crate.
 #![allow(dead_code)]
 
@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use wal::io::{OpenMode, StdVfs, Vfs, VfsFile};
 use wal::io::{StdFile, StdLock};
-use wal::{OpenMode, StdVfs, Vfs, VfsFile};
 
 /// Counters shared by a `FailingVfs` and its files: the call numbers (from 1) at which the
 /// next file sync / write fails (0 = never).
