@@ -10,20 +10,14 @@
 //! - The slot to overwrite was chosen by sequence parity; it must be the one that is not
 //!   current.
 
-use std::path::Path;
+mod common;
 
+use common::sim::dir;
 use fault_inject::{CrashMode, Fault, Overwrite, SimFs, Writeback};
 use wal::{Entry, Error, HardState, Options, Wal};
 
-fn dir() -> &'static Path {
-    Path::new("/wal")
-}
-
 fn opts() -> Options {
-    Options {
-        segment_size: 16 << 10,
-        ..Options::default()
-    }
+    common::sim::opts(16 << 10)
 }
 
 fn hs(term: u64, vote: Option<u64>) -> HardState {

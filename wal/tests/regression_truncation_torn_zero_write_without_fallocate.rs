@@ -10,20 +10,14 @@
 //! sync-group boundary and torn writes kept alone with old bytes around them
 //! (`crash_states_without_fallocate_recover`, seed 1).
 
-use std::path::Path;
+mod common;
 
+use common::sim::dir;
 use fault_inject::{CrashMode, CrashPlan, FileCrash, SimFs, TornFill, TornWrite};
 use wal::{Entry, Options, Wal};
 
-fn dir() -> &'static Path {
-    Path::new("/wal")
-}
-
 fn opts() -> Options {
-    Options {
-        segment_size: 16 << 10,
-        ..Options::default()
-    }
+    common::sim::opts(16 << 10)
 }
 
 fn entries(lo: u64, hi: u64) -> Vec<Entry> {
