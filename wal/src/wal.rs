@@ -12,9 +12,7 @@ use crate::io::{OpenMode, StdVfs, Vfs, VfsFile};
 use crate::recovery;
 use crate::segment::Segment;
 use crate::spare::Spare;
-use crate::types::{
-    Entry, HardState, Options, RecoveryReport, SegmentPrepare, SnapshotMeta, Stats,
-};
+use crate::types::{Entry, HardState, Options, RecoveryReport, SnapshotMeta, Stats};
 
 /// A write-ahead log for one Raft server's persistent state, in one directory.
 ///
@@ -121,15 +119,11 @@ impl<V: Vfs> Wal<V> {
         report.segments = segments.len();
         // A spare for the next rotation; a log without a segment needs it for its first
         // append, so that fill completes now (outside the first append's latency).
-        let prepare = match opts.prepare {
-            SegmentPrepare::Grow => SegmentPrepare::Allocate,
-            p => p,
-        };
         let spare = Spare::open(
             vfs.clone(),
             &dir,
             opts.segment_size,
-            prepare,
+            opts.prepare,
             segments.last().map(|s| s.written),
         )?;
         info!(
@@ -643,8 +637,9 @@ impl<V: Vfs> Wal<V> {
         }
         // Remove segments wholly at or below the base. The last one stays while the log
         // continues from it (even if all its entries are compacted): a directory without
-        // segments would keep no trace of this compaction, and if bit rot then took the new
-        // header slot, open would fall back to the older slot's base with the entries above
+        // segments would keep no trace of this compaction besides the header, and should a
+        // slot still hold the older state (a crash between the two slot writes, then bit
+        // rot in the first), open would fall back to the older base with the entries above
         // it gone. What remains lets open recover the older state, or refuse.
         let mut doomed = Vec::new();
         while let Some(seg) = self.segments.first() {
