@@ -35,11 +35,12 @@
 //! sequence, a second sync, so that neither slot is the only record of it. The file is created whole under a temporary name, synced, and renamed into place,
 //! so a `HEADER` that exists always had both slots' pages durable.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::error::{Error, Result};
+use crate::file::WalFile;
 use crate::format::{FORMAT_VERSION, PREVIOUS_VERSION};
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::types::{HardState, SnapshotMeta};
@@ -327,15 +328,16 @@ pub(crate) fn decode_file(path: &Path, bytes: &[u8]) -> Result<(u64, HeaderState
 
 /// Reads the slots of the header file `file` one at a time: a slot that cannot be read is an
 /// unreadable (damaged) slot, not a failed open.
-fn read_slots<F: VfsFile>(file: &F, path: &Path) -> Result<Slots> {
-    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+fn read_slots<F: VfsFile>(file: &WalFile<F>) -> Result<Slots> {
+    let path = file.path();
+    let len = file.len()?;
     let layout = Layout::of_len(path, len)?;
     let mut slots = [Slot::Empty, Slot::Empty];
     let mut errors = Vec::new();
     for (i, slot) in slots.iter_mut().enumerate() {
         let i = i as u32;
         let mut b = [0u8; SLOT_LEN];
-        *slot = match file.read_exact_at(&mut b, layout.offset(i)) {
+        *slot = match file.raw().read_exact_at(&mut b, layout.offset(i)) {
             Ok(()) => decode_slot(i, layout, &b),
             Err(e) => {
                 let reason = format!("slot {i} at offset {}: {e}", layout.offset(i));
@@ -356,7 +358,7 @@ fn read_slots<F: VfsFile>(file: &F, path: &Path) -> Result<Slots> {
 pub(crate) fn read_slots_at<V: Vfs>(vfs: &V, dir: &Path) -> Result<Option<Slots>> {
     let path = dir.join(HEADER_FILE);
     match vfs.open(&path, OpenMode::Read) {
-        Ok(f) => read_slots(&f, &path).map(Some),
+        Ok(f) => read_slots(&WalFile::new(f, path)).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("open", &path, e)),
     }
@@ -364,8 +366,7 @@ pub(crate) fn read_slots_at<V: Vfs>(vfs: &V, dir: &Path) -> Result<Option<Slots>
 
 /// The open header file.
 pub(crate) struct HeaderFile<F: VfsFile> {
-    file: F,
-    path: PathBuf,
+    file: WalFile<F>,
     seq: u64,
     state: HeaderState,
     /// The slot holding `seq`.
@@ -402,10 +403,7 @@ impl<F: VfsFile> HeaderFile<F> {
                 };
             }
         }
-        let file = crate::io::create_durably(vfs, dir, &path, |file, tmp| {
-            file.write_all_at(&bytes, 0)
-                .map_err(|e| Error::io("write", tmp, e))
-        })?;
+        let file = crate::io::create_durably(vfs, dir, &path, |file| file.write_all_at(&bytes, 0))?;
         let found = Slots {
             slots: found,
             layout: Layout::V3,
@@ -415,7 +413,6 @@ impl<F: VfsFile> HeaderFile<F> {
         })?;
         Ok(HeaderFile {
             file,
-            path,
             seq,
             state,
             current,
@@ -426,16 +423,13 @@ impl<F: VfsFile> HeaderFile<F> {
     /// Opens and validates an existing header file.
     pub(crate) fn open<V: Vfs<File = F>>(vfs: &V, dir: &Path, mode: OpenMode) -> Result<Self> {
         let path = dir.join(HEADER_FILE);
-        let file = vfs
-            .open(&path, mode)
-            .map_err(|e| Error::io("open", &path, e))?;
-        let found = read_slots(&file, &path)?;
+        let file = WalFile::open(vfs, &path, mode)?;
+        let found = read_slots(&file)?;
         let Some((current, seq, state)) = found.current() else {
             return Err(found.lost(&path));
         };
         Ok(HeaderFile {
             file,
-            path,
             seq,
             state,
             current,
@@ -453,7 +447,7 @@ impl<F: VfsFile> HeaderFile<F> {
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// The slot that is not current, if open found it damaged or unreadable (not merely
@@ -513,12 +507,8 @@ impl<F: VfsFile> HeaderFile<F> {
             });
         }
         let bytes = encode_slot(slot_no, seq, state);
-        self.file
-            .write_all_at(&bytes, Layout::V3.offset(slot_no))
-            .map_err(|e| Error::io("write", &self.path, e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("fdatasync", &self.path, e))
+        self.file.write_all_at(&bytes, Layout::V3.offset(slot_no))?;
+        self.file.sync_data()
     }
 
     /// Durably replaces the whole file with one in the current layout holding `state` in
@@ -540,7 +530,7 @@ impl<F: VfsFile> HeaderFile<F> {
     }
 
     fn exhausted(&self) -> Error {
-        Error::corrupt(&self.path, 0, None, "header sequence numbers exhausted")
+        Error::corrupt(self.path(), 0, None, "header sequence numbers exhausted")
     }
 }
 

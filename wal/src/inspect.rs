@@ -7,12 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::header::Slot;
 
 /// The name of the header file every WAL directory holds.
 pub use crate::header::HEADER_FILE;
-use crate::io::{OpenMode, Vfs, VfsFile};
+use crate::io::{OpenMode, Vfs};
 use crate::recovery::{self, Outcome};
 use crate::types::{HardState, RecoveryMode, SnapshotMeta};
 
@@ -148,14 +148,14 @@ pub fn inspect<V: Vfs>(vfs: &V, dir: &Path) -> Result<Inspection> {
     };
     let mut segments = Vec::new();
     for s in &scan.segments {
-        let file_bytes = s.file.len().map_err(|e| Error::io("stat", &s.path, e))?;
+        let file_bytes = s.file().len()?;
         segments.push(SegmentReport {
-            path: s.path.clone(),
-            seq: s.seq,
-            first_index: s.first_index,
+            path: s.path().to_path_buf(),
+            seq: s.seq(),
+            first_index: s.first_index(),
             last_index: (s.len() > 0).then(|| s.last_index()),
             entries: s.len(),
-            used_bytes: s.written,
+            used_bytes: s.written(),
             file_bytes,
         });
     }
@@ -254,10 +254,10 @@ pub fn for_each_entry<V: Vfs>(
     let scan = read_only_scan(vfs, dir)?;
     let base = recovery::header_state(&scan).base;
     for s in &scan.segments {
-        let from = lo.max(s.first_index).max(base.index + 1);
-        let to = hi.min(s.first_index + s.len());
+        let from = lo.max(s.first_index()).max(base.index + 1);
+        let to = hi.min(s.first_index() + s.len());
         for i in from..to {
-            f(s.read_entry(i, &[])?)?;
+            f(s.read_entry(i)?)?;
         }
     }
     Ok(())

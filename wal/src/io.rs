@@ -19,6 +19,8 @@ use std::path::Path;
 
 use fs2::FileExt as _;
 
+use crate::file::WalFile;
+
 /// How [`Vfs::open`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
@@ -146,8 +148,7 @@ pub(crate) fn sync_parents<V: Vfs>(
         }
     }
     for p in parents {
-        vfs.sync_dir(p)
-            .map_err(|e| crate::Error::io("fsync dir", p, e))?;
+        sync_dir(vfs, p)?;
     }
     Ok(())
 }
@@ -160,20 +161,17 @@ pub(crate) fn create_durably<V: Vfs>(
     vfs: &V,
     dir: &Path,
     path: &Path,
-    fill: impl FnOnce(&V::File, &Path) -> crate::Result<()>,
-) -> crate::Result<V::File> {
+    fill: impl FnOnce(&WalFile<V::File>) -> crate::Result<()>,
+) -> crate::Result<WalFile<V::File>> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(crate::format::TMP_SUFFIX);
     let tmp = std::path::PathBuf::from(tmp);
     remove_if_present(vfs, &tmp)?;
-    let file = vfs
-        .open(&tmp, OpenMode::CreateNew)
-        .map_err(|e| crate::Error::io("create", &tmp, e))?;
-    fill(&file, &tmp)?;
-    file.sync_all()
-        .map_err(|e| crate::Error::io("fsync", &tmp, e))?;
+    let file = WalFile::open(vfs, &tmp, OpenMode::CreateNew)?;
+    fill(&file)?;
+    file.sync_all()?;
     rename_durably(vfs, dir, &tmp, path)?;
-    Ok(file)
+    Ok(file.renamed(path.to_path_buf()))
 }
 
 /// Renames `from` to `to` in `dir` and fsyncs `dir`: the new name is durable on return.
@@ -185,17 +183,29 @@ pub(crate) fn rename_durably<V: Vfs>(
 ) -> crate::Result<()> {
     vfs.rename(from, to)
         .map_err(|e| crate::Error::io("rename", from, e))?;
-    vfs.sync_dir(dir)
-        .map_err(|e| crate::Error::io("fsync dir", dir, e))
+    sync_dir(vfs, dir)
 }
 
-/// Removes `path` if it exists (a stale `.tmp` left by a crash before it is recreated).
+/// Removes `path` (if it exists) from `dir` and fsyncs `dir`: its absence is durable on
+/// return.
+pub(crate) fn remove_durably<V: Vfs>(vfs: &V, dir: &Path, path: &Path) -> crate::Result<()> {
+    remove_if_present(vfs, path)?;
+    sync_dir(vfs, dir)
+}
+
+/// Removes `path` if it exists (durable only after [`sync_dir`]).
 pub(crate) fn remove_if_present<V: Vfs>(vfs: &V, path: &Path) -> crate::Result<()> {
     match vfs.remove(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(crate::Error::io("remove", path, e)),
     }
+}
+
+/// Makes the entries of `dir` (creates, renames, removes) durable.
+pub(crate) fn sync_dir<V: Vfs>(vfs: &V, dir: &Path) -> crate::Result<()> {
+    vfs.sync_dir(dir)
+        .map_err(|e| crate::Error::io("fsync dir", dir, e))
 }
 
 /// The real file system (`std::fs`, `fs2`).

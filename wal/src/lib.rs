@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod file;
 mod format;
 pub mod group_commit;
 mod header;

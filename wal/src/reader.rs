@@ -5,11 +5,10 @@
 //! No memory map is involved: a media error while reading is an [`Error::Io`] naming the
 //! file, never a `SIGBUS` that kills the process.
 
-use std::path::Path;
-
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::file::WalFile;
 use crate::format::{
     align_up, all_zero, check_header, decode_frame, rec, verified_header, Frame, HeaderCheck,
     RecordFormat, RecordHeader, ALIGN,
@@ -26,8 +25,7 @@ const ZERO_BLOCK: usize = 512;
 /// Positional reads of one file through a window of [`WINDOW`] bytes (or one record, if
 /// larger): a forward scan reads every byte once, in large reads.
 pub(crate) struct Window<'a, F: VfsFile> {
-    file: &'a F,
-    path: &'a Path,
+    file: &'a WalFile<F>,
     len: u64,
     start: u64,
     buf: Vec<u8>,
@@ -35,10 +33,9 @@ pub(crate) struct Window<'a, F: VfsFile> {
 
 impl<'a, F: VfsFile> Window<'a, F> {
     /// A window over the first `len` bytes of `file`.
-    pub(crate) fn new(file: &'a F, path: &'a Path, len: u64) -> Self {
+    pub(crate) fn new(file: &'a WalFile<F>, len: u64) -> Self {
         Window {
             file,
-            path,
             len,
             start: 0,
             buf: Vec::new(),
@@ -61,7 +58,7 @@ impl<'a, F: VfsFile> Window<'a, F> {
             self.start = off;
             if let Err(e) = self.file.read_exact_at(&mut self.buf, off) {
                 self.buf.clear();
-                return Err(Error::io("read", self.path, e));
+                return Err(e);
             }
         }
         let from = (off - self.start) as usize;
@@ -286,7 +283,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let vfs = crate::io::StdVfs;
-        let file = crate::io::Vfs::open(&vfs, &path, crate::io::OpenMode::CreateNew).unwrap();
+        let file = WalFile::open(&vfs, &path, crate::io::OpenMode::CreateNew).unwrap();
         let id = segment_identity(1, 100);
         // Garbage whose 8-byte words are all plausible indexes, then one real record.
         let mut bytes = Vec::new();
@@ -296,7 +293,7 @@ mod tests {
         let at = bytes.len() as u64;
         encode_record(&mut bytes, &id, &header(120, 7), b"abc");
         file.write_all_at(&bytes, 0).unwrap();
-        let mut w = Window::new(&file, &path, bytes.len() as u64);
+        let mut w = Window::new(&file, bytes.len() as u64);
         let mut seen = 0;
         let s = w
             .search(0, RecordFormat::V3, &id, 100, |_, h| {

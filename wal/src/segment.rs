@@ -12,30 +12,35 @@
 //! Records are read with positional reads (`pread`), never through a memory map, so a media
 //! error is an `Error::Io`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
+use crate::file::WalFile;
 use crate::format::{
-    check_header, check_payload, decode_frame, encode_segment_header, rec, seg, segment_identity,
-    segment_name, Frame, HeaderCheck, RecordFormat,
+    check_header, check_payload, decode_frame, encode_record, encode_segment_header, rec, seg,
+    segment_identity, segment_name, Frame, HeaderCheck, RecordFormat, RecordHeader,
 };
 use crate::header::Fence;
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::reader::{Rule, Window};
 use crate::types::Entry;
 
-/// One segment file and the index of its entries.
+/// One segment file, the index of its entries, and (for the active segment) the records
+/// appended but not yet written.
+///
+/// The segment does its own I/O — buffer, write out, `fdatasync`, cut — and reports it as
+/// [`Error::Io`] naming the file; the [`crate::Wal`] decides when each step runs (the fsync
+/// order in `docs/FORMAT.md`), counts it and poisons itself on failure.
 pub(crate) struct Segment<F: VfsFile> {
-    pub(crate) path: PathBuf,
-    pub(crate) file: F,
-    pub(crate) seq: u64,
-    pub(crate) first_index: u64,
-    pub(crate) first_group: u64,
+    file: WalFile<F>,
+    seq: u64,
+    first_index: u64,
+    first_group: u64,
     /// Record layout (format 2 segments are read only: appends go to a new segment).
-    pub(crate) format: RecordFormat,
+    format: RecordFormat,
     /// CRC state binding this segment's identity into each record checksum.
-    pub(crate) identity: crc32fast::Hasher,
+    identity: crc32fast::Hasher,
     /// The entries' index: set from the start for a segment open scanned or that was
     /// created since, built on first use for a sealed segment a lazy open skipped.
     index: OnceLock<Index>,
@@ -43,11 +48,14 @@ pub(crate) struct Segment<F: VfsFile> {
     /// next segment's first index minus this one's) and the fence to build it under.
     unindexed: (u64, Fence),
     /// Bytes of the file holding written frames (the end of the last record written).
-    pub(crate) written: u64,
+    written: u64,
     /// Written since the last fdatasync of this file.
-    pub(crate) dirty: bool,
+    dirty: bool,
+    /// Encoded records not yet written; they start at file offset `written`.
+    pending: Vec<u8>,
+    /// Start within `pending` of the last buffered record (kept back by early write-outs).
+    last_record: Option<usize>,
 }
-
 /// Where each entry's record is and what term it has.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
@@ -86,18 +94,15 @@ impl<F: VfsFile> Segment<F> {
     ) -> Result<Self> {
         let path = dir.join(segment_name(first_index));
         let header = encode_segment_header(seq, first_index, first_group);
-        let file = crate::io::create_durably(vfs, dir, &path, |file, tmp| {
-            file.write_all_at(&header, 0)
-                .map_err(|e| Error::io("write", tmp, e))?;
+        let file = crate::io::create_durably(vfs, dir, &path, |file| {
+            file.write_all_at(&header, 0)?;
             match preallocate {
-                Some(size) => file
-                    .allocate(size)
-                    .map_err(|e| Error::io("allocate", tmp, e)),
+                Some(size) => file.allocate(size),
                 None => Ok(()),
             }
         })?;
         let header = (seq, first_index, first_group, RecordFormat::V3);
-        Ok(Self::from_parts(path, file, header, seg::DATA_START as u64))
+        Ok(Self::from_parts(file, header, seg::DATA_START as u64))
     }
 
     /// Turns the spare file at `spare` (written, synced zeros; see `crate::spare`) into a new
@@ -111,45 +116,28 @@ impl<F: VfsFile> Segment<F> {
         first_index: u64,
         first_group: u64,
     ) -> Result<Self> {
-        let file = vfs
-            .open(spare, OpenMode::ReadWrite)
-            .map_err(|e| Error::io("open", spare, e))?;
-        let header = encode_segment_header(seq, first_index, first_group);
-        file.write_all_at(&header, 0)
-            .map_err(|e| Error::io("write", spare, e))?;
-        file.sync_data()
-            .map_err(|e| Error::io("fdatasync", spare, e))?;
-        Self::install(vfs, dir, spare, file, seq, first_index, first_group)
-    }
-
-    /// Renames `from` (a file holding a synced, valid segment header) to the segment's name
-    /// and fsyncs the directory: from here on the segment exists durably, and records may be
-    /// written to it.
-    fn install<V: Vfs<File = F>>(
-        vfs: &V,
-        dir: &Path,
-        from: &Path,
-        file: F,
-        seq: u64,
-        first_index: u64,
-        first_group: u64,
-    ) -> Result<Self> {
+        let file = WalFile::open(vfs, spare, OpenMode::ReadWrite)?;
+        file.write_all_at(&encode_segment_header(seq, first_index, first_group), 0)?;
+        file.sync_data()?;
+        // From the rename on the segment exists durably, and records may be written to it.
         let path = dir.join(segment_name(first_index));
-        crate::io::rename_durably(vfs, dir, from, &path)?;
+        crate::io::rename_durably(vfs, dir, spare, &path)?;
         let header = (seq, first_index, first_group, RecordFormat::V3);
-        Ok(Self::from_parts(path, file, header, seg::DATA_START as u64))
+        Ok(Self::from_parts(
+            file.renamed(path),
+            header,
+            seg::DATA_START as u64,
+        ))
     }
 
     /// A segment from its file and decoded header `(seq, first index, first group,
     /// format)`, with an empty index and `written` bytes of frames.
     pub(crate) fn from_parts(
-        path: PathBuf,
-        file: F,
+        file: WalFile<F>,
         (seq, first_index, first_group, format): (u64, u64, u64, RecordFormat),
         written: u64,
     ) -> Self {
         Segment {
-            path,
             file,
             seq,
             first_index,
@@ -160,7 +148,150 @@ impl<F: VfsFile> Segment<F> {
             unindexed: (0, Fence::default()),
             written,
             dirty: false,
+            pending: Vec::new(),
+            last_record: None,
         }
+    }
+
+    /// The segment's file path.
+    pub(crate) fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The open file.
+    pub(crate) fn file(&self) -> &WalFile<F> {
+        &self.file
+    }
+
+    /// The sequence number in its header (its identity with `first_index`).
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Index of its first entry (also its file name).
+    pub(crate) fn first_index(&self) -> u64 {
+        self.first_index
+    }
+
+    /// The sync group current when it was created.
+    pub(crate) fn first_group(&self) -> u64 {
+        self.first_group
+    }
+
+    /// Its record layout.
+    pub(crate) fn format(&self) -> RecordFormat {
+        self.format
+    }
+
+    /// The CRC state its records' checksums start from.
+    pub(crate) fn identity(&self) -> &crc32fast::Hasher {
+        &self.identity
+    }
+
+    /// Bytes of the file holding written frames.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Where the records end once the buffered ones are written.
+    pub(crate) fn end(&self) -> u64 {
+        self.written + self.pending.len() as u64
+    }
+
+    /// Bytes of records buffered, not yet written.
+    pub(crate) fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether it was written since its last fdatasync.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Records where the scan found its records to end (nothing is written).
+    pub(crate) fn set_written(&mut self, end: u64) {
+        self.written = end;
+    }
+
+    /// Encodes the record of entry `header.index` into the write buffer and indexes it.
+    pub(crate) fn buffer(&mut self, header: &RecordHeader, data: &[u8]) {
+        let start = self.pending.len();
+        encode_record(&mut self.pending, &self.identity, header, data);
+        self.push(header.index, header.term, self.written + start as u64);
+        self.last_record = Some(start);
+    }
+
+    /// Writes the buffered records (one `pwrite`, no sync): all of them, or with
+    /// `keep_last` all but the newest (an early write-out ahead of the sync). Returns the
+    /// bytes written.
+    pub(crate) fn write_out(&mut self, keep_last: bool) -> Result<usize> {
+        let upto = match (keep_last, self.last_record) {
+            (true, Some(last)) => last,
+            _ => self.pending.len(),
+        };
+        if upto == 0 {
+            return Ok(0);
+        }
+        self.file
+            .write_all_at(&self.pending[..upto], self.written)?;
+        self.written += upto as u64;
+        self.dirty = true;
+        self.pending.drain(..upto);
+        self.last_record = self.last_record.and_then(|p| p.checked_sub(upto));
+        Ok(upto)
+    }
+
+    /// `fdatasync`s the file if it was written since its last sync; returns whether it
+    /// synced.
+    pub(crate) fn sync(&mut self) -> Result<bool> {
+        if !self.dirty {
+            return Ok(false);
+        }
+        self.file.sync_data()?;
+        self.dirty = false;
+        Ok(true)
+    }
+
+    /// Cuts the file at `at` (records end there), reserves `reserve` bytes again, and
+    /// `fsync`s (the length changed). The buffer must be empty.
+    pub(crate) fn cut_file(&mut self, at: u64, reserve: Option<u64>) -> Result<()> {
+        debug_assert!(self.pending.is_empty());
+        self.written = at;
+        self.file.set_len(at)?;
+        if let Some(size) = reserve {
+            self.file.allocate(size)?;
+        }
+        self.file.sync_all()?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Where entry `from`'s record starts: the offset to cut at to drop `from..`.
+    pub(crate) fn cut_offset(&self, from: u64) -> Result<u64> {
+        if self.first_index >= from {
+            return Ok(seg::DATA_START as u64);
+        }
+        Ok(self.offset_of(from)?.unwrap_or(self.written))
+    }
+
+    /// Reads back bytes `from..written` and writes them again in place, then `fdatasync`s:
+    /// pages a failed fsync may have marked clean are dirty again and reach the disk.
+    /// Returns the bytes rewritten.
+    pub(crate) fn rewrite_from(&self, from: u64) -> Result<u64> {
+        if self.written <= from {
+            return Ok(0);
+        }
+        let mut buf = Vec::new();
+        let mut at = from;
+        while at < self.written {
+            let n = (self.written - at).min(crate::reader::WINDOW as u64) as usize;
+            buf.resize(n, 0);
+            self.file.read_exact_at(&mut buf, at)?;
+            self.file.write_all_at(&buf, at)?;
+            at += n as u64;
+        }
+        self.file.sync_data()?;
+        Ok(self.written - from)
     }
 
     /// Whether appends may go into this segment (one in the current format).
@@ -200,17 +331,18 @@ impl<F: VfsFile> Segment<F> {
 
     fn index_mut(&mut self) -> Result<&mut Index> {
         self.index()?;
+        let file = &self.file;
         self.index.get_mut().ok_or_else(|| Error::Internal {
             reason: format!(
                 "{}: segment index missing after it was built",
-                self.path.display()
+                file.path().display()
             ),
         })
     }
 
     fn build_index(&self) -> Result<Index> {
         let (entries, fence) = self.unindexed;
-        let mut w = Window::new(&self.file, &self.path, self.written);
+        let mut w = Window::new(&self.file, self.written);
         let mut ix = Index::default();
         let mut off = seg::DATA_START as u64;
         let next_first = self.first_index.saturating_add(entries);
@@ -221,7 +353,7 @@ impl<F: VfsFile> Segment<F> {
             fence,
         };
         let bad = |off: u64, index: Option<u64>, reason: String| {
-            Err(Error::corrupt(&self.path, off, index, reason))
+            Err(Error::corrupt(self.path(), off, index, reason))
         };
         while rule.expected < next_first {
             match w.frame_at(off, self.format, &self.identity)? {
@@ -331,12 +463,13 @@ impl<F: VfsFile> Segment<F> {
         Ok(())
     }
 
-    /// Reads and verifies entry `index`: from `pending` (the write buffer, holding the bytes
-    /// from file offset `written` on) if it is not written yet, else from the file.
-    pub(crate) fn read_entry(&self, index: u64, pending: &[u8]) -> Result<Entry> {
+    /// Reads and verifies entry `index`: from the write buffer if it is not written yet,
+    /// else from the file.
+    pub(crate) fn read_entry(&self, index: u64) -> Result<Entry> {
         let offset = self.offset_of(index)?.ok_or_else(|| {
-            Error::corrupt(&self.path, 0, Some(index), "index not in this segment")
+            Error::corrupt(self.path(), 0, Some(index), "index not in this segment")
         })?;
+        let pending = &self.pending[..];
         if offset >= self.written {
             let at = (offset - self.written) as usize;
             return match decode_frame(self.format, pending, at, &self.identity) {
@@ -370,10 +503,8 @@ impl<F: VfsFile> Segment<F> {
         let hl = self.format.header_len();
         let mut head = [0u8; rec::HEADER_LEN];
         let head = &mut head[..hl];
-        self.file
-            .read_exact_at(head, offset)
-            .map_err(|e| Error::io("read", &self.path, e))?;
-        let bad = |reason: String| Error::corrupt(&self.path, offset, Some(index), reason);
+        self.file.read_exact_at(head, offset)?;
+        let bad = |reason: String| Error::corrupt(self.path(), offset, Some(index), reason);
         let h = match check_header(self.format, head, &self.identity) {
             HeaderCheck::Verified(h) | HeaderCheck::Unverified(h) => h,
             HeaderCheck::Zero => return Err(bad("record header is zeros".into())),
@@ -395,9 +526,7 @@ impl<F: VfsFile> Segment<F> {
             )));
         }
         let mut data = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut data, offset + hl as u64)
-            .map_err(|e| Error::io("read", &self.path, e))?;
+        self.file.read_exact_at(&mut data, offset + hl as u64)?;
         check_payload(self.format, head, &data, &self.identity).map_err(bad)?;
         Ok(Entry {
             index,

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::error::{Error, Result};
+use crate::file::WalFile;
 use crate::format::{snapshot_name, FORMAT_VERSION, PREVIOUS_VERSION};
-use crate::io::{OpenMode, Vfs, VfsFile};
+use crate::io::{OpenMode, Vfs};
 use crate::types::SnapshotMeta;
 
 const MAGIC: [u8; 8] = *b"RWALSNP1";
@@ -62,20 +63,15 @@ pub(crate) fn write<V: Vfs>(
     let crc = crc32fast::hash(&bytes[..OFF_CRC]);
     LE::write_u32(&mut bytes[OFF_CRC..], crc);
     bytes.extend_from_slice(data);
-    crate::io::create_durably(vfs, dir, &path, |file, tmp| {
-        file.write_all_at(&bytes, 0)
-            .map_err(|e| Error::io("write", tmp, e))
-    })?;
+    crate::io::create_durably(vfs, dir, &path, |file| file.write_all_at(&bytes, 0))?;
     Ok(path)
 }
 
 /// Reads the header of a snapshot file: its meta and data length.
 pub(crate) fn read_header<V: Vfs>(vfs: &V, path: &Path) -> Result<(SnapshotMeta, u64)> {
-    let file = vfs
-        .open(path, OpenMode::Read)
-        .map_err(|e| Error::io("open", path, e))?;
+    let file = WalFile::open(vfs, path, OpenMode::Read)?;
     let mut h = [0u8; HEADER_LEN];
-    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let len = file.len()?;
     if len < HEADER_LEN as u64 {
         return Err(Error::corrupt(
             path,
@@ -84,8 +80,7 @@ pub(crate) fn read_header<V: Vfs>(vfs: &V, path: &Path) -> Result<(SnapshotMeta,
             format!("snapshot file is {len} bytes, shorter than its header"),
         ));
     }
-    file.read_exact_at(&mut h, 0)
-        .map_err(|e| Error::io("read", path, e))?;
+    file.read_exact_at(&mut h, 0)?;
     let (meta, data_len, _) = decode_header(path, &h)?;
     if (HEADER_LEN as u64).checked_add(data_len) != Some(len) {
         return Err(Error::corrupt(
@@ -105,12 +100,9 @@ pub(crate) fn read_header<V: Vfs>(vfs: &V, path: &Path) -> Result<(SnapshotMeta,
 /// its size).
 pub(crate) fn verify<V: Vfs>(vfs: &V, path: &Path) -> Result<()> {
     let (meta, data_len) = read_header(vfs, path)?;
-    let file = vfs
-        .open(path, OpenMode::Read)
-        .map_err(|e| Error::io("open", path, e))?;
+    let file = WalFile::open(vfs, path, OpenMode::Read)?;
     let mut h = [0u8; HEADER_LEN];
-    file.read_exact_at(&mut h, 0)
-        .map_err(|e| Error::io("read", path, e))?;
+    file.read_exact_at(&mut h, 0)?;
     let (_, _, stored) = decode_header(path, &h)?;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&meta.index.to_le_bytes());
@@ -119,8 +111,7 @@ pub(crate) fn verify<V: Vfs>(vfs: &V, path: &Path) -> Result<()> {
     let mut at = 0u64;
     while at < data_len {
         let n = (data_len - at).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], HEADER_LEN as u64 + at)
-            .map_err(|e| Error::io("read", path, e))?;
+        file.read_exact_at(&mut buf[..n], HEADER_LEN as u64 + at)?;
         crc.update(&buf[..n]);
         at += n as u64;
     }
@@ -184,10 +175,8 @@ fn decode_header(path: &Path, h: &[u8]) -> Result<(SnapshotMeta, u64, u32)> {
 
 /// Reads and fully verifies a snapshot file.
 pub(crate) fn read<V: Vfs>(vfs: &V, path: &Path) -> Result<(SnapshotMeta, Vec<u8>)> {
-    let file = vfs
-        .open(path, OpenMode::Read)
-        .map_err(|e| Error::io("open", path, e))?;
-    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let file = WalFile::open(vfs, path, OpenMode::Read)?;
+    let len = file.len()?;
     if len < HEADER_LEN as u64 {
         return Err(Error::corrupt(
             path,
@@ -205,8 +194,7 @@ pub(crate) fn read<V: Vfs>(vfs: &V, path: &Path) -> Result<(SnapshotMeta, Vec<u8
         )
     })?;
     let mut bytes = vec![0u8; len];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(|e| Error::io("read", path, e))?;
+    file.read_exact_at(&mut bytes, 0)?;
     let (meta, data_len, crc) = decode_header(path, &bytes[..HEADER_LEN])?;
     let data = bytes.get(HEADER_LEN..).unwrap_or(&[]);
     if data.len() as u64 != data_len {

@@ -64,8 +64,9 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
+use crate::file::WalFile;
 use crate::format::{seg, TMP_SUFFIX};
-use crate::io::{OpenMode, Vfs, VfsFile};
+use crate::io::{OpenMode, Vfs};
 use crate::types::SegmentPrepare;
 
 /// Name of the spare file in the WAL directory.
@@ -143,7 +144,7 @@ impl<V: Vfs> Spare<V> {
         let fill_now = written.is_none();
         let path = dir.join(SPARE_FILE);
         let existing = match vfs.open(&path, OpenMode::Read) {
-            Ok(f) => Some(f.len().map_err(|e| Error::io("stat", &path, e))?),
+            Ok(f) => Some(WalFile::new(f, path.clone()).len()?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("open", &path, e)),
         };
@@ -171,10 +172,7 @@ impl<V: Vfs> Spare<V> {
         match existing {
             Some(len) if wanted && len == size => spare.state = State::Ready,
             Some(_) => {
-                spare
-                    .vfs
-                    .remove(&path)
-                    .map_err(|e| Error::io("remove", &path, e))?;
+                crate::io::remove_if_present(&spare.vfs, &path)?;
             }
             None => {}
         }
@@ -331,9 +329,7 @@ fn fill<V: Vfs>(
 ) -> Result<Option<Filled>> {
     let tmp = dir.join(format!("{SPARE_FILE}{TMP_SUFFIX}"));
     crate::io::remove_if_present(vfs, &tmp)?;
-    let file = vfs
-        .open(&tmp, OpenMode::CreateNew)
-        .map_err(|e| Error::io("create", &tmp, e))?;
+    let file = WalFile::open(vfs, &tmp, OpenMode::CreateNew)?;
     let zeros = vec![
         0u8;
         if zero {
@@ -371,17 +367,14 @@ fn fill<V: Vfs>(
         }
         let started = Instant::now();
         let n = zeros.len().min((size - off) as usize);
-        file.write_all_at(&zeros[..n], off)
-            .map_err(|e| Error::io("write", &tmp, e))?;
+        file.write_all_at(&zeros[..n], off)?;
         off += n as u64;
-        file.sync_data()
-            .map_err(|e| Error::io("fdatasync", &tmp, e))?;
+        file.sync_data()?;
         busy += started.elapsed();
     }
     if off < size {
-        file.allocate(size)
-            .map_err(|e| Error::io("allocate", &tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        file.allocate(size)?;
+        file.sync_all()?;
     }
     vfs.rename(&tmp, &dir.join(SPARE_FILE))
         .map_err(|e| Error::io("rename", &tmp, e))?;

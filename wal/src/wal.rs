@@ -6,9 +6,9 @@ use std::time::Instant;
 use tracing::{debug, info, info_span, warn};
 
 use crate::error::{Error, Result};
-use crate::format::{encode_record, rec, record_len, segment_name, RecordHeader};
+use crate::format::{rec, record_len, segment_name, RecordHeader};
 use crate::header::{Fence, HeaderFile, HeaderState};
-use crate::io::{OpenMode, StdVfs, Vfs, VfsFile};
+use crate::io::{OpenMode, StdVfs, Vfs};
 use crate::recovery;
 use crate::segment::Segment;
 use crate::spare::Spare;
@@ -35,12 +35,9 @@ pub struct Wal<V: Vfs = StdVfs> {
     _lock: V::Lock,
     header: HeaderFile<V::File>,
     snapshot_path: Option<PathBuf>,
-    /// Segments in index order; the last one is the active segment appends go to.
+    /// Segments in index order; the last one is the active segment appends go to (it
+    /// buffers them until they are written).
     segments: Vec<Segment<V::File>>,
-    /// Encoded records for the active segment not yet written; they start at its `written`.
-    pending: Vec<u8>,
-    /// Start within `pending` of the last buffered record (kept back by early flushes).
-    last_record: Option<usize>,
     /// Current sync group, and whether any record of it was appended yet.
     group: u64,
     group_started: bool,
@@ -124,7 +121,7 @@ impl<V: Vfs> Wal<V> {
             &dir,
             opts.segment_size,
             opts.prepare,
-            segments.last().map(|s| s.written),
+            segments.last().map(|s| s.written()),
         )?;
         info!(
             segments = segments.len(),
@@ -146,8 +143,6 @@ impl<V: Vfs> Wal<V> {
             header,
             snapshot_path: scan.snapshot.take(),
             segments,
-            pending: Vec::new(),
-            last_record: None,
             group: scan.fence.group,
             group_started: false,
             next_seq,
@@ -221,15 +216,9 @@ impl<V: Vfs> Wal<V> {
     /// segment that a lazy open has not indexed counts to its file's length, and is indexed
     /// when `from` falls inside it.
     pub fn record_bytes(&self, from: u64) -> Result<u64> {
-        let active = self.segments.len().saturating_sub(1);
         let mut total = 0;
-        for (i, seg) in self.segments.iter().enumerate() {
-            let buffered = if i == active {
-                self.pending.len() as u64
-            } else {
-                0
-            };
-            let start = if from <= seg.first_index {
+        for seg in &self.segments {
+            let start = if from <= seg.first_index() {
                 crate::format::seg::DATA_START as u64
             } else {
                 match seg.offset_of(from)? {
@@ -237,7 +226,7 @@ impl<V: Vfs> Wal<V> {
                     _ => continue,
                 }
             };
-            total += (seg.written + buffered).saturating_sub(start);
+            total += seg.end().saturating_sub(start);
         }
         Ok(total)
     }
@@ -302,8 +291,8 @@ impl<V: Vfs> Wal<V> {
     pub fn save_snapshot(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<()> {
         self.check_writable()?;
         self.check_new_base(meta)?;
-        let path = crate::snapshot::write(&self.vfs, &self.dir, meta, data)
-            .inspect_err(|e| self.poison(e))?;
+        let path = crate::snapshot::write(&self.vfs, &self.dir, meta, data);
+        let path = self.guard(path)?;
         self.move_base(meta, Some(path))
     }
 
@@ -391,17 +380,16 @@ impl<V: Vfs> Wal<V> {
         let rotate = match self.segments.last() {
             None => true,
             Some(s) => {
-                let end = s.written + self.pending.len() as u64;
-                (s.len() > 0 && end + bytes > self.opts.segment_size)
-                    || s.first_index + s.len() != first.index
+                (s.len() > 0 && s.end() + bytes > self.opts.segment_size)
+                    || s.first_index() + s.len() != first.index
                     || !s.appendable()
             }
         };
         if rotate {
             self.rotate(first.index)?;
         }
-        let active_written = self.segments.last().map_or(0, |s| s.written);
-        if active_written + self.pending.len() as u64 + bytes > u64::from(u32::MAX) {
+        let active_end = self.segments.last().map_or(0, |s| s.end());
+        if active_end + bytes > u64::from(u32::MAX) {
             return Err(Error::InvalidAppend {
                 reason: format!("a batch of {bytes} bytes does not fit a segment (4 GiB limit)"),
             });
@@ -409,12 +397,10 @@ impl<V: Vfs> Wal<V> {
         let group = self.group;
         let header_seq = self.header.seq() as u32;
         let last = entries.len() - 1;
-        let pending = &mut self.pending;
         let seg = self.segments.last_mut().ok_or_else(|| Error::Internal {
             reason: "no active segment after a rotation".into(),
         })?;
         for (i, e) in entries.iter().enumerate() {
-            let start = pending.len();
             let header = RecordHeader {
                 len: e.data.len() as u32,
                 index: e.index,
@@ -425,19 +411,15 @@ impl<V: Vfs> Wal<V> {
                 header_seq,
             };
             self.group_started = true;
-            encode_record(pending, &seg.identity, &header, &e.data);
-            seg.push(e.index, e.term, seg.written + start as u64);
-            self.last_record = Some(start);
+            seg.buffer(&header, &e.data);
         }
+        let early = seg.buffered() > self.opts.write_buffer;
         self.last_index = expect - 1;
         self.last_term = term;
         self.stats.entries_appended += entries.len() as u64;
-        if self.pending.len() > self.opts.write_buffer {
+        if early {
             // Write ahead of the sync, keeping the newest record buffered.
-            let upto = self.last_record.unwrap_or(self.pending.len());
-            if upto > 0 {
-                self.write_pending(upto)?;
-            }
+            self.write_active(true)?;
         }
         Ok(())
     }
@@ -453,14 +435,12 @@ impl<V: Vfs> Wal<V> {
         let sealed = n.saturating_sub(1);
         let first_dirty = self.segments[..sealed]
             .iter()
-            .rposition(|s| !s.dirty)
+            .rposition(|s| !s.is_dirty())
             .map_or(0, |i| i + 1);
         for i in first_dirty..sealed {
             self.sync_segment(i)?;
         }
-        if !self.pending.is_empty() {
-            self.write_pending(self.pending.len())?;
-        }
+        self.write_active(false)?;
         if n > 0 {
             self.sync_segment(n - 1)?;
         }
@@ -480,10 +460,8 @@ impl<V: Vfs> Wal<V> {
     /// Reads one entry, verifying its checksums.
     pub fn entry(&self, index: u64) -> Result<Entry> {
         self.check_range(index)?;
-        let n = self.segments.len();
         let si = self.segment_pos(index).ok_or_else(|| self.missing(index))?;
-        let pending: &[u8] = if si + 1 == n { &self.pending } else { &[] };
-        self.segments[si].read_entry(index, pending)
+        self.segments[si].read_entry(index)
     }
 
     /// Reads entries `[lo, hi)`, each verified.
@@ -542,43 +520,31 @@ impl<V: Vfs> Wal<V> {
             ..cur
         })?;
         while let Some(seg) = self.segments.last() {
-            if seg.first_index < from || self.segments.len() == 1 {
+            if seg.first_index() < from || self.segments.len() == 1 {
                 break;
             }
             let seg = self.segments.pop().ok_or_else(|| self.missing(from))?;
-            let path = seg.path.clone();
+            let path = seg.path().to_path_buf();
             drop(seg);
             self.remove_durably(&path)?;
         }
+        let reserve = self.reserve();
         let Some(seg) = self.segments.last_mut() else {
             return Ok(());
         };
-        let cut = if seg.first_index >= from {
-            crate::format::seg::DATA_START as u64
-        } else {
-            seg.offset_of(from)?.unwrap_or(seg.written)
-        };
+        let cut = seg.cut_offset(from)?;
         seg.forget_from(from)?;
-        seg.written = cut;
-        let r = seg
-            .file
-            .set_len(cut)
-            .and_then(|()| match self.opts.prepare.preallocates() {
-                true => seg.file.allocate(self.opts.segment_size),
-                false => Ok(()),
-            })
-            .and_then(|()| seg.file.sync_all());
+        let starts_past = seg.first_index() > from;
+        let r = seg.cut_file(cut, reserve);
         self.stats.file_syncs += 1;
-        if let Err(e) = r {
-            let err = Error::io("truncate", &seg.path, e);
-            self.poison(&err);
-            return Err(err);
-        }
-        if seg.first_index > from {
+        self.guard(r)?;
+        if starts_past {
             // A segment that starts past `from` cannot take the next append; drop it.
-            let path = seg.path.clone();
-            self.segments.pop();
-            self.remove_durably(&path)?;
+            if let Some(seg) = self.segments.pop() {
+                let path = seg.path().to_path_buf();
+                drop(seg);
+                self.remove_durably(&path)?;
+            }
         }
         self.last_index = from - 1;
         self.last_term = self.term(from - 1)?;
@@ -644,18 +610,16 @@ impl<V: Vfs> Wal<V> {
         let mut doomed = Vec::new();
         while let Some(seg) = self.segments.first() {
             let wholly_below = match self.segments.get(1) {
-                Some(next) => next.first_index <= meta.index + 1,
+                Some(next) => next.first_index() <= meta.index + 1,
                 None => !keeps_suffix,
             };
             if !wholly_below {
                 break;
             }
-            doomed.push(seg.path.clone());
+            doomed.push(seg.path().to_path_buf());
             self.segments.remove(0);
         }
         if self.segments.is_empty() {
-            self.pending.clear();
-            self.last_record = None;
             // The log restarts past a snapshot it does not hold: its next segment is created
             // (durably) before the old ones go, so that a segment starting past the older
             // slot's base proves this snapshot was installed. (No entry can follow a base
@@ -664,20 +628,15 @@ impl<V: Vfs> Wal<V> {
                 self.rotate(meta.index + 1)?;
             }
             // The new segment replaced (renamed over) any old one of that name.
-            let fresh = self.segments.last().map(|s| s.path.clone());
+            let fresh = self.segments.last().map(|s| s.path().to_path_buf());
             doomed.retain(|p| Some(p) != fresh.as_ref());
         }
         if let Some(old) = old_snapshot.filter(|p| Some(p) != self.snapshot_path.as_ref()) {
             doomed.push(old);
         }
         for p in &doomed {
-            if let Err(e) = self.vfs.remove(p) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    let err = Error::io("remove", p, e);
-                    self.poison(&err);
-                    return Err(err);
-                }
-            }
+            let r = crate::io::remove_if_present(&self.vfs, p);
+            self.guard(r)?;
         }
         if !doomed.is_empty() {
             self.sync_dir()?;
@@ -692,7 +651,7 @@ impl<V: Vfs> Wal<V> {
         let r = self.header.update(st);
         self.stats.header_updates += 1;
         self.stats.file_syncs += 1;
-        r.inspect_err(|e| self.poison(e))
+        self.guard(r)
     }
 
     /// A truncation's fence or a new base: both slots (see `HeaderFile::update_both`), two
@@ -702,7 +661,7 @@ impl<V: Vfs> Wal<V> {
         let r = self.header.update_both(st);
         self.stats.header_updates += 1;
         self.stats.file_syncs += 2;
-        r.inspect_err(|e| self.poison(e))
+        self.guard(r)
     }
 
     /// Every header update carries the highest segment sequence used so far, so that no
@@ -717,32 +676,24 @@ impl<V: Vfs> Wal<V> {
     /// Seals the active segment (its buffered records written) and creates a new one whose
     /// first index is `first_index`.
     fn rotate(&mut self, first_index: u64) -> Result<()> {
-        if !self.pending.is_empty() {
-            self.write_pending(self.pending.len())?;
-        }
+        self.write_active(false)?;
         let seq = self.next_seq;
         if seq == u64::MAX {
             let err = Error::corrupt(&self.dir, 0, None, "segment sequence numbers exhausted");
-            self.poison(&err);
-            return Err(err);
+            return self.guard(Err(err));
         }
-        let spare = self.spare.take().inspect_err(|e| self.poison(e))?;
-        let seg = match spare {
+        let spare = self.spare.take();
+        let seg = match self.guard(spare)? {
             Some(spare) => {
                 let seg =
-                    Segment::from_spare(&self.vfs, &self.dir, &spare, seq, first_index, self.group)
-                        .inspect_err(|e| self.poison(e))?;
+                    Segment::from_spare(&self.vfs, &self.dir, &spare, seq, first_index, self.group);
                 self.stats.segments_from_spare += 1;
-                seg
+                self.guard(seg)?
             }
             None => {
-                let prealloc = self
-                    .opts
-                    .prepare
-                    .preallocates()
-                    .then_some(self.opts.segment_size);
-                Segment::create(&self.vfs, &self.dir, seq, first_index, self.group, prealloc)
-                    .inspect_err(|e| self.poison(e))?
+                let (vfs, dir, reserve) = (&self.vfs, &self.dir, self.reserve());
+                let seg = Segment::create(vfs, dir, seq, first_index, self.group, reserve);
+                self.guard(seg)?
             }
         };
         self.stats.segments_created += 1;
@@ -751,79 +702,71 @@ impl<V: Vfs> Wal<V> {
         // `seq` was used; the next one may not exist (rotations then fail, poisoned).
         self.next_seq = self.next_seq.saturating_add(1);
         debug!(file = %segment_name(first_index), seq, "rotated to a new segment");
+        let written = seg.written();
         self.segments.push(seg);
-        self.last_record = None;
         // The next spare: filled now or started in the background (see `spare.rs`).
-        let written = self.segments.last().map_or(0, |s| s.written);
-        self.spare.refill(written).inspect_err(|e| self.poison(e))?;
-        Ok(())
+        let r = self.spare.refill(written);
+        self.guard(r)
     }
 
-    /// `fdatasync`s segment `i` if it was written since its last sync (poisoning the log if
-    /// that fails).
+    /// The space a segment reserves ahead (`Options::segment_size`) if the preparation mode
+    /// preallocates.
+    fn reserve(&self) -> Option<u64> {
+        self.opts
+            .prepare
+            .preallocates()
+            .then_some(self.opts.segment_size)
+    }
+
+    /// `fdatasync`s segment `i` if it was written since its last sync.
     fn sync_segment(&mut self, i: usize) -> Result<()> {
-        let seg = &self.segments[i];
-        if !seg.dirty {
-            return Ok(());
+        let r = self.segments[i].sync();
+        if !matches!(r, Ok(false)) {
+            self.stats.file_syncs += 1;
         }
-        let r = seg.file.sync_data();
-        self.stats.file_syncs += 1;
-        if let Err(e) = r {
-            let err = Error::io("fdatasync", &seg.path, e);
-            self.poison(&err);
-            return Err(err);
-        }
-        self.segments[i].dirty = false;
-        Ok(())
+        self.guard(r).map(drop)
     }
 
-    /// Writes `pending[..upto]` to the active segment (no sync).
-    fn write_pending(&mut self, upto: usize) -> Result<()> {
+    /// Writes the active segment's buffered records (no sync): all of them, or all but the
+    /// newest with `keep_last`.
+    fn write_active(&mut self, keep_last: bool) -> Result<()> {
         let Some(seg) = self.segments.last_mut() else {
             return Ok(());
         };
-        let r = seg.file.write_all_at(&self.pending[..upto], seg.written);
-        self.stats.writes += 1;
-        if let Err(e) = r {
-            let err = Error::io("write", &seg.path, e);
-            self.poison(&err);
-            return Err(err);
+        if seg.buffered() == 0 {
+            return Ok(());
         }
-        self.stats.bytes_written += upto as u64;
-        seg.written += upto as u64;
-        seg.dirty = true;
-        self.spare.progress(seg.written);
-        self.pending.drain(..upto);
-        self.last_record = self.last_record.and_then(|p| p.checked_sub(upto));
+        let r = seg.write_out(keep_last);
+        let written = seg.written();
+        self.stats.writes += 1;
+        let n = self.guard(r)?;
+        self.stats.bytes_written += n as u64;
+        self.spare.progress(written);
         Ok(())
     }
 
     fn remove_durably(&mut self, path: &Path) -> Result<()> {
-        if let Err(e) = self.vfs.remove(path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                let err = Error::io("remove", path, e);
-                self.poison(&err);
-                return Err(err);
-            }
-        }
-        self.sync_dir()
+        let r = crate::io::remove_durably(&self.vfs, &self.dir, path);
+        self.stats.dir_syncs += 1;
+        self.guard(r)
     }
 
     fn sync_dir(&mut self) -> Result<()> {
-        let r = self.vfs.sync_dir(&self.dir);
+        let r = crate::io::sync_dir(&self.vfs, &self.dir);
         self.stats.dir_syncs += 1;
-        r.map_err(|e| {
-            let err = Error::io("fsync dir", &self.dir, e);
-            self.poison(&err);
-            err
-        })
+        self.guard(r)
     }
 
-    fn poison(&mut self, err: &Error) {
-        if self.poisoned.is_none() {
-            warn!(error = %err, "WAL poisoned: later writes are refused until reopen");
-            self.poisoned = Some((err.to_string(), err.io_kind()));
+    /// The one poison-on-error guard: every write-side result passes through here, and an
+    /// error poisons the handle (the page cache's state is unknown from then on).
+    fn guard<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(err) = &r {
+            if self.poisoned.is_none() {
+                warn!(error = %err, "WAL poisoned: later writes are refused until reopen");
+                self.poisoned = Some((err.to_string(), err.io_kind()));
+            }
         }
+        r
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -854,7 +797,7 @@ impl<V: Vfs> Wal<V> {
     }
 
     fn segment_pos(&self, index: u64) -> Option<usize> {
-        let pos = self.segments.partition_point(|s| s.first_index <= index);
+        let pos = self.segments.partition_point(|s| s.first_index() <= index);
         let si = pos.checked_sub(1)?;
         self.segments[si].contains(index).then_some(si)
     }

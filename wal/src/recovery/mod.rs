@@ -155,15 +155,15 @@ fn scan_with<V: Vfs>(
     };
     let walked = walk::walk(&mut segs, &lens, base, hstate.fence, skipped.clone())?;
     if !skipped.is_empty() {
-        let first_end = segs[0].first_index + segs[0].len();
+        let first_end = segs[0].first_index() + segs[0].len();
         if walked.stop.is_some()
             || !walked.group_start_in_last
-            || segs[skipped.start].first_index != first_end
+            || segs[skipped.start].first_index() != first_end
         {
             return Ok(None);
         }
         for si in skipped.clone() {
-            let entries = segs[si + 1].first_index - segs[si].first_index;
+            let entries = segs[si + 1].first_index() - segs[si].first_index();
             segs[si].unindex(entries, lens[si], hstate.fence);
         }
         report.segments_deferred = skipped.len();
@@ -195,7 +195,8 @@ fn scan_with<V: Vfs>(
     let last = segs.last().map(|s| s.last_index()).unwrap_or(base.index);
     let mut base_gap = None;
     if !segs.is_empty() && last <= base.index {
-        plan.remove.extend(segs.drain(..).map(|s| s.path));
+        plan.remove
+            .extend(segs.drain(..).map(|s| s.path().to_path_buf()));
         cut = None;
     } else if let Err(e) = check_base(&segs, &hstate) {
         // With the newer slot damaged, a log that does not fit the current slot's base was
@@ -208,7 +209,7 @@ fn scan_with<V: Vfs>(
     report.entries = segs
         .iter()
         .map(|s| {
-            let lo = s.first_index.max(base.index + 1);
+            let lo = s.first_index().max(base.index + 1);
             (s.last_index() + 1).saturating_sub(lo)
         })
         .sum();
@@ -228,7 +229,7 @@ fn scan_with<V: Vfs>(
     let unproven_from = walked.last_group_start.filter(|&(si, _)| si < segs.len());
     let max_seq = segs
         .iter()
-        .map(|s| s.seq)
+        .map(|s| s.seq())
         .chain(std::iter::once(opened.max_seq))
         .chain(std::iter::once(hstate.seq_hwm))
         .max()
@@ -301,7 +302,7 @@ impl Plan {
             last_batch_end_mark: walked.last_batch_end_mark,
             last_accepted_end: walked.last_accepted_end,
         };
-        let path = segs[stop.at.0].path.clone();
+        let path = segs[stop.at.0].path().to_path_buf();
         let (cut, mark) = match decide(&facts) {
             Decision::Corrupt { proof, cut } => {
                 let reason = format!("{}; {proof}", stop.reason);
@@ -342,14 +343,15 @@ impl Plan {
         (csi, coff): Pos,
         report: &mut RecoveryReport,
     ) -> Result<()> {
-        self.remove.extend(segs.drain(csi + 1..).map(|s| s.path));
+        self.remove
+            .extend(segs.drain(csi + 1..).map(|s| s.path().to_path_buf()));
         let s = &mut segs[csi];
         let keep = s.index()?.offsets.partition_point(|&o| u64::from(o) < coff);
-        let from = s.first_index + keep as u64;
+        let from = s.first_index() + keep as u64;
         s.forget_from(from)?;
         // Bytes cut: from the cut to the last non-zero byte (preallocated zeros are not data).
         report.torn_bytes_truncated = data_after(s, lens[csi], coff)?;
-        s.written = coff;
+        s.set_written(coff);
         self.cut = Some((csi, coff));
         Ok(())
     }
@@ -362,13 +364,13 @@ fn named<F: VfsFile>(
 ) -> (u32, String, u64, u64) {
     let path = segs
         .get(si)
-        .map_or_else(String::new, |s| s.path.display().to_string());
+        .map_or_else(String::new, |s| s.path().display().to_string());
     (seq, path, off, index)
 }
 
 /// Bytes from `from` to the last non-zero byte of the segment's first `len` bytes.
 fn data_after<F: VfsFile>(s: &Segment<F>, len: u64, from: u64) -> Result<u64> {
-    let mut w = crate::reader::Window::new(&s.file, &s.path, len);
+    let mut w = crate::reader::Window::new(s.file(), len);
     let (mut at, mut last) = (from, from);
     while at < len {
         let chunk = w.get(at, WINDOW)?;
@@ -388,22 +390,23 @@ fn check_base<F: VfsFile>(segs: &[Segment<F>], hstate: &HeaderState) -> Result<(
     let Some(first) = segs.first() else {
         return Ok(());
     };
-    if first.first_index > base.index + 1 {
+    if first.first_index() > base.index + 1 {
         return Err(Error::corrupt(
-            &first.path,
+            first.path(),
             0,
             Some(base.index + 1),
             format!(
                 "the log starts at index {} but the snapshot base is {}: entries are missing",
-                first.first_index, base.index
+                first.first_index(),
+                base.index
             ),
         ));
     }
-    if base.index > 0 && first.first_index <= base.index {
+    if base.index > 0 && first.first_index() <= base.index {
         if let Some(t) = first.term_of(base.index)? {
             if t != base.term {
                 return Err(Error::corrupt(
-                    &first.path,
+                    first.path(),
                     first.offset_of(base.index)?.unwrap_or(0),
                     Some(base.index),
                     format!(
@@ -485,26 +488,7 @@ pub(crate) fn secure<F: VfsFile>(scan: &Scan<F>) -> Result<u64> {
     let mut rewritten = 0;
     for (i, seg) in scan.segments.iter().enumerate().skip(si) {
         let from = if i == si { off } else { seg::DATA_START as u64 };
-        if seg.written <= from {
-            continue;
-        }
-        let mut buf = Vec::new();
-        let mut at = from;
-        while at < seg.written {
-            let n = (seg.written - at).min(WINDOW as u64) as usize;
-            buf.resize(n, 0);
-            seg.file
-                .read_exact_at(&mut buf, at)
-                .map_err(|e| Error::io("read", &seg.path, e))?;
-            seg.file
-                .write_all_at(&buf, at)
-                .map_err(|e| Error::io("write", &seg.path, e))?;
-            at += n as u64;
-        }
-        seg.file
-            .sync_data()
-            .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
-        rewritten += seg.written - from;
+        rewritten += seg.rewrite_from(from)?;
     }
     Ok(rewritten)
 }
@@ -518,7 +502,7 @@ pub(crate) fn repair<V: Vfs>(
     preallocate: Option<u64>,
 ) -> Result<()> {
     if let Some((si, end)) = scan.cut {
-        let seg = &scan.segments[si];
+        let seg = &mut scan.segments[si];
         if let Outcome::Torn {
             path,
             offset,
@@ -530,17 +514,7 @@ pub(crate) fn repair<V: Vfs>(
                 reason = %reason, "torn tail: cutting the unsynced write"
             );
         }
-        seg.file
-            .set_len(end)
-            .map_err(|e| Error::io("truncate", &seg.path, e))?;
-        if let Some(size) = preallocate {
-            seg.file
-                .allocate(size)
-                .map_err(|e| Error::io("allocate", &seg.path, e))?;
-        }
-        seg.file
-            .sync_all()
-            .map_err(|e| Error::io("fsync", &seg.path, e))?;
+        seg.cut_file(end, preallocate)?;
     }
     // Remove from the highest name down, each removal made durable before the next, so a
     // crash part-way leaves the segments as a prefix by index: never a hole that the next
@@ -548,18 +522,11 @@ pub(crate) fn repair<V: Vfs>(
     // segment with an empty one after it, stale files after a compaction.)
     scan.remove.sort();
     for path in scan.remove.iter().rev() {
-        match vfs.remove(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("remove", path, e)),
-        }
+        crate::io::remove_durably(vfs, dir, path)?;
         info!(file = %path.display(), "removed stale file");
-        vfs.sync_dir(dir)
-            .map_err(|e| Error::io("fsync dir", dir, e))?;
     }
     scan.report.files_removed = scan.remove.len();
-    vfs.sync_dir(dir)
-        .map_err(|e| Error::io("fsync dir", dir, e))?;
+    crate::io::sync_dir(vfs, dir)?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use tracing::warn;
 
 use crate::error::{Error, Result};
+use crate::file::WalFile;
 use crate::format::{decode_segment_header, seg, SegmentHeader, SegmentHeaderError};
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::segment::Segment;
@@ -39,11 +40,9 @@ pub(crate) fn open_all<V: Vfs>(
     };
     let mut names = std::mem::take(&mut l.segments).into_iter();
     while let Some((first, path)) = names.next() {
-        let file = vfs
-            .open(&path, mode)
-            .map_err(|e| Error::io("open", &path, e))?;
-        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        let h = match check(&file, &path, first, len)? {
+        let file = WalFile::open(vfs, &path, mode)?;
+        let len = file.len()?;
+        let h = match check(&file, first, len)? {
             Ok(h) => h,
             Err((offset, reason)) if recovery == RecoveryMode::Strict => {
                 return Err(Error::corrupt(&path, offset, None, reason));
@@ -64,12 +63,8 @@ pub(crate) fn open_all<V: Vfs>(
         out.max_seq = out.max_seq.max(h.seq);
         out.max_first_group = out.max_first_group.max(h.first_group);
         let parts = (h.seq, h.first_index, h.first_group, h.format);
-        out.segments.push(Segment::from_parts(
-            path,
-            file,
-            parts,
-            seg::DATA_START as u64,
-        ));
+        out.segments
+            .push(Segment::from_parts(file, parts, seg::DATA_START as u64));
         out.lens.push(len);
     }
     Ok(out)
@@ -78,15 +73,14 @@ pub(crate) fn open_all<V: Vfs>(
 /// Reads and checks a segment header: `Err` for a file that is not ours (never removed),
 /// `Ok(Err((offset, reason)))` for a damaged one.
 fn check<F: VfsFile>(
-    file: &F,
-    path: &std::path::Path,
+    file: &WalFile<F>,
     first: u64,
     len: u64,
 ) -> Result<std::result::Result<SegmentHeader, (u64, String)>> {
     let mut b = [0u8; seg::HEADER_LEN];
     let n = (len as usize).min(seg::HEADER_LEN);
-    file.read_exact_at(&mut b[..n], 0)
-        .map_err(|e| Error::io("read", path, e))?;
+    file.read_exact_at(&mut b[..n], 0)?;
+    let path = file.path();
     Ok(match decode_segment_header(&b[..n]) {
         Err(SegmentHeaderError::Foreign(reason)) => {
             // Not ours (or a version we cannot read): never removed, whatever the mode.

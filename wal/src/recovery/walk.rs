@@ -77,9 +77,9 @@ pub(crate) fn walk<F: VfsFile>(
     let start = (0, seg::DATA_START as u64);
     let mut s = Stream {
         rule: Rule {
-            expected: segs.first().map_or(0, |s| s.first_index),
+            expected: segs.first().map_or(0, |s| s.first_index()),
             term: 0,
-            group: segs.first().map_or(0, |s| s.first_group),
+            group: segs.first().map_or(0, |s| s.first_group()),
             fence,
         },
         base,
@@ -107,15 +107,15 @@ pub(crate) fn walk<F: VfsFile>(
         if si > 0 && si == skipped.end {
             // Resume after the skipped segments as at the start of a log: the next index is
             // this segment's first; its sync groups start at its header's.
-            s.rule.expected = segs[si].first_index;
+            s.rule.expected = segs[si].first_index();
             s.rule.term = 0;
-            s.rule.group = segs[si].first_group;
+            s.rule.group = segs[si].first_group();
             s.walked.last = None;
             s.batch_open_at_end = false;
         } else if si > 0 && !s.enter(si, &segs[si]) {
             break;
         }
-        let next_first = segs.get(si + 1).map(|s| s.first_index);
+        let next_first = segs.get(si + 1).map(|s| s.first_index());
         let (pushes, end) = s.walk_segment(si, &segs[si], lens[si], next_first)?;
         let seg = &mut segs[si];
         for p in pushes {
@@ -132,7 +132,7 @@ pub(crate) fn walk<F: VfsFile>(
             }
         }
         if let Some(end) = end {
-            seg.written = end;
+            seg.set_written(end);
         }
         if s.walked.stop.is_some() {
             break;
@@ -149,7 +149,7 @@ impl Stream {
     /// compacted entries). False if the stream stops there.
     fn enter<F: VfsFile>(&mut self, si: usize, seg: &Segment<F>) -> bool {
         let expected = self.rule.expected;
-        let first = seg.first_index;
+        let first = seg.first_index();
         if first != expected
             && expected <= self.base.index
             && first > expected
@@ -157,7 +157,7 @@ impl Stream {
         {
             // Missing entries are all compacted: step over the hole.
             self.walked.compacted_damage.push(Damage {
-                path: seg.path.clone(),
+                path: seg.path().to_path_buf(),
                 offset: seg::DATA_START as u64,
                 reason: format!("entries {expected}..{first} (compacted) are missing"),
             });
@@ -201,7 +201,7 @@ impl Stream {
         next_first: Option<u64>,
     ) -> Result<(Vec<Push>, Option<u64>)> {
         let last_segment = next_first.is_none();
-        let mut w = Window::new(&seg.file, &seg.path, len);
+        let mut w = Window::new(seg.file(), len);
         let mut pushes = Vec::new();
         let mut written = None;
         let mut off = seg::DATA_START as u64;
@@ -214,7 +214,7 @@ impl Stream {
                 self.batch_open_at_end = batch_open;
                 return Ok((pushes, written));
             }
-            let frame = w.frame_at(off, seg.format, &seg.identity)?;
+            let frame = w.frame_at(off, seg.format(), seg.identity())?;
             // Whether everything from here to the end of the file is zero: checked once.
             let zero_tail = matches!(frame, Frame::Zero) && w.zero_from(off)?;
             let damage = match &frame {
@@ -231,7 +231,7 @@ impl Stream {
                         // Damage among compacted entries: resume at the next record that
                         // verifies and still lies at or below base + 1.
                         self.walked.compacted_damage.push(Damage {
-                            path: seg.path.clone(),
+                            path: seg.path().to_path_buf(),
                             offset: off,
                             reason,
                         });
@@ -317,13 +317,17 @@ impl Stream {
         let (expected, limit) = (self.rule.expected, self.base.index + 1);
         let mut start = from + 8;
         loop {
-            let hit = w.search(start, seg.format, &seg.identity, seg.first_index, |_, h| {
-                h.index > expected && h.index <= limit
-            })?;
+            let hit = w.search(
+                start,
+                seg.format(),
+                seg.identity(),
+                seg.first_index(),
+                |_, h| h.index > expected && h.index <= limit,
+            )?;
             let Some((pos, h)) = hit else { return Ok(None) };
             // The header verified; the record must too, payload included.
             if matches!(
-                w.frame_at(pos, seg.format, &seg.identity)?,
+                w.frame_at(pos, seg.format(), seg.identity())?,
                 Frame::Record { .. }
             ) {
                 return Ok(Some((pos, h.index)));
@@ -359,31 +363,37 @@ pub(crate) fn search_after<F: VfsFile>(
     };
     for si in stop.0..segs.len() {
         let seg = &segs[si];
-        let mut w = Window::new(&seg.file, &seg.path, lens[si]);
+        let mut w = Window::new(seg.file(), lens[si]);
         let from = if si == stop.0 {
             stop.1
         } else {
             seg::DATA_START as u64
         };
         let appendable = seg.appendable();
-        let hit = w.search(from, seg.format, &seg.identity, seg.first_index, |at, h| {
-            out.max_group = out.max_group.max(h.group);
-            if appendable
-                && out
-                    .newest_header_seq
-                    .as_ref()
-                    .is_none_or(|(s, ..)| crate::reader::seq_newer(h.header_seq, *s))
-            {
-                out.newest_header_seq = Some((h.header_seq, si, at, h.index));
-            }
-            if fence.voids(h.index, h.group) {
-                return false;
-            }
-            out.later_group = out.later_group.max(h.group);
-            h.group_start && (si, at) != stop
-        })?;
+        let hit = w.search(
+            from,
+            seg.format(),
+            seg.identity(),
+            seg.first_index(),
+            |at, h| {
+                out.max_group = out.max_group.max(h.group);
+                if appendable
+                    && out
+                        .newest_header_seq
+                        .as_ref()
+                        .is_none_or(|(s, ..)| crate::reader::seq_newer(h.header_seq, *s))
+                {
+                    out.newest_header_seq = Some((h.header_seq, si, at, h.index));
+                }
+                if fence.voids(h.index, h.group) {
+                    return false;
+                }
+                out.later_group = out.later_group.max(h.group);
+                h.group_start && (si, at) != stop
+            },
+        )?;
         if let Some((at, h)) = hit {
-            out.group_start = Some((seg.path.display().to_string(), at, h.group));
+            out.group_start = Some((seg.path().display().to_string(), at, h.group));
             break;
         }
     }
