@@ -19,10 +19,7 @@ fn stdout(o: &Output) -> String {
 
 /// 60 entries over several 8 KiB segments: text commands, and every tenth a binary one.
 fn write_log(dir: &Path) {
-    let opts = Options {
-        segment_size: 8192,
-        ..Options::default()
-    };
+    let opts = Options::default().with_segment_size(8192);
     let mut w = Wal::open(dir, opts).unwrap();
     w.set_hard_state(HardState {
         term: 4,

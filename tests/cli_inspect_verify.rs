@@ -23,10 +23,7 @@ fn text(o: &Output) -> String {
 
 /// 400 entries in batches of 8, each batch synced, across several 8 KiB segments.
 fn write_log(dir: &Path) {
-    let opts = Options {
-        segment_size: 8192,
-        ..Options::default()
-    };
+    let opts = Options::default().with_segment_size(8192);
     let mut w = Wal::open(dir, opts).unwrap();
     w.set_hard_state(HardState {
         term: 3,

@@ -14,10 +14,7 @@ const ENTRIES: u64 = 200_000;
 const ENTRY_SIZE: usize = 256;
 
 fn reads(c: &mut Criterion) {
-    let opts = Options {
-        segment_size: 4 << 20,
-        ..Options::default()
-    };
+    let opts = Options::default().with_segment_size(4 << 20);
     let (_dir, mut wal) = fresh_wal(&opts);
     fill(&mut wal, ENTRIES, ENTRY_SIZE, 1024).expect("fill");
     let (first, last) = (wal.first_index(), wal.last_index());

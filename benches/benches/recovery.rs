@@ -40,10 +40,7 @@ fn recovery(c: &mut Criterion) {
 }
 
 fn torn_tail(c: &mut Criterion) {
-    let opts = Options {
-        prepare: wal::SegmentPrepare::Allocate,
-        ..Options::default()
-    };
+    let opts = Options::default().with_prepare(wal::SegmentPrepare::Allocate);
     let mut g = c.benchmark_group("recovery/torn_tail");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(200))

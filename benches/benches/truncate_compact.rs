@@ -38,10 +38,7 @@ fn truncate(c: &mut Criterion) {
 }
 
 fn compact(c: &mut Criterion) {
-    let opts = Options {
-        segment_size: 1 << 20,
-        ..Options::default()
-    };
+    let opts = Options::default().with_segment_size(1 << 20);
     // Entries per 1 MiB segment, approximately (frame = 32 B header + 256 B payload).
     let per_segment = (1u64 << 20) / (32 + ENTRY_SIZE as u64);
     let mut g = c.benchmark_group("compact");

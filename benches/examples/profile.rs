@@ -47,10 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 Some("allocate") => wal::SegmentPrepare::Allocate,
                 Some(other) => return Err(format!("unknown prepare mode {other}").into()),
             };
-            let opts = Options {
-                prepare,
-                ..Options::default()
-            };
+            let opts = Options::default().with_prepare(prepare);
             let mut wal = Wal::open(dir.path(), opts)?;
             let mut entries = wal_batch(&Cell::single(size, batch), 1);
             let t = Instant::now();

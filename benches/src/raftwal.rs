@@ -160,11 +160,9 @@ mod tests {
             max_bytes: u64::MAX,
             cooldown_mib_per_sec: 0.0,
         };
-        let opts = Options {
-            segment_size: 1 << 20,
-            prepare: wal::SegmentPrepare::Allocate,
-            ..Options::default()
-        };
+        let opts = Options::default()
+            .with_segment_size(1 << 20)
+            .with_prepare(wal::SegmentPrepare::Allocate);
         for writers in [1, 3] {
             let dir = tempfile::tempdir().unwrap();
             let cell = Cell {

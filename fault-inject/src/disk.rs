@@ -113,8 +113,8 @@ impl Disk {
         }
     }
 
-    /// Checks the one-shot faults of one kind against a call on `path`; returns the fault
-    /// that fires, removing it.
+    /// Checks the faults of one kind against a call on `path`; returns the fault that fires,
+    /// removing it unless it fires every time (`EverySyncEio`).
     pub(crate) fn fire(&mut self, path: &Path, kind: FaultKind) -> Option<Fault> {
         let p = path.to_string_lossy();
         let idx = self.faults.iter_mut().position(|af| {
@@ -122,7 +122,11 @@ impl Disk {
                 (Fault::WriteEio { path, .. }, FaultKind::Write) => {
                     path_matches(path.as_deref(), &p)
                 }
-                (Fault::SyncEio { path, .. }, FaultKind::Sync) => path_matches(path.as_deref(), &p),
+                (
+                    Fault::SyncEio { path, .. } | Fault::EverySyncEio { path, .. },
+                    FaultKind::Sync,
+                ) => path_matches(path.as_deref(), &p),
+                (Fault::SyncPanic { .. }, FaultKind::Sync) => true,
                 (Fault::DirSyncEio { .. }, FaultKind::DirSync) => true,
                 _ => false,
             };
@@ -132,7 +136,9 @@ impl Disk {
             let after = match &af.fault {
                 Fault::WriteEio { after, .. }
                 | Fault::SyncEio { after, .. }
+                | Fault::SyncPanic { after }
                 | Fault::DirSyncEio { after } => *after,
+                Fault::EverySyncEio { .. } => 0,
                 _ => u64::MAX,
             };
             if af.seen >= after {
@@ -142,7 +148,10 @@ impl Disk {
                 false
             }
         })?;
-        Some(self.faults.remove(idx).fault)
+        match &self.faults[idx].fault {
+            Fault::EverySyncEio { .. } => Some(self.faults[idx].fault.clone()),
+            _ => Some(self.faults.remove(idx).fault),
+        }
     }
 
     /// Whether a read of `[offset, offset + len)` of `path` hits a latent sector error.

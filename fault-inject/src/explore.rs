@@ -55,12 +55,10 @@ impl Default for ExploreConfig {
     fn default() -> Self {
         ExploreConfig {
             seed: 1,
-            opts: Options {
-                segment_size: 8192,
-                // Appends are written out at once, so several writes await one sync.
-                write_buffer: 256,
-                ..Options::default()
-            },
+            // Appends are written out at once, so several writes await one sync.
+            opts: Options::default()
+                .with_segment_size(8192)
+                .with_write_buffer(256),
             plans_per_point: 256,
             recovery_plans: 4,
             dir: PathBuf::from("/wal"),

@@ -42,6 +42,20 @@ pub enum Fault {
         /// What becomes of the file's dirty pages.
         failure: SyncFailure,
     },
+    /// Fail every matching `sync_data`/`sync_all` with EIO until the fault is cleared (a
+    /// device that has gone bad).
+    EverySyncEio {
+        /// Only syncs of files whose path contains this string.
+        path: Option<String>,
+        /// What becomes of the file's dirty pages at each failure.
+        failure: SyncFailure,
+    },
+    /// Panic inside one `sync_data`/`sync_all`, after `after` syncs succeeded (a bug or an
+    /// abort deep in a storage stack); the file's pages stay as they were.
+    SyncPanic {
+        /// Syncs to let through first.
+        after: u64,
+    },
     /// Fail one `sync_dir` with EIO after `after` directory syncs succeeded; the directory's
     /// pending operations stay pending.
     DirSyncEio {

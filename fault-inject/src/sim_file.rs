@@ -43,6 +43,11 @@ impl SimFile {
     }
 
     fn sync(&self, what: &'static str) -> io::Result<()> {
+        let hook = self.state()?.sync_hook.clone();
+        if let Some(hook) = hook {
+            // Outside the file system's lock: the hook may wait for other threads' I/O.
+            (hook.0)();
+        }
         let mut st = self.state()?;
         let path = st
             .disk
@@ -50,10 +55,17 @@ impl SimFile {
             .unwrap_or_else(|| self.path.clone());
         st.disk.counters.file_syncs += 1;
         st.disk.counters.file(&path).syncs += 1;
-        if let Some(Fault::SyncEio { failure, .. }) = st.disk.fire(&path, FaultKind::Sync) {
-            st.disk.fail_sync(self.ino, failure);
-            st.served(|| format!("{what} {} (EIO)", path.display()));
-            return Err(eio(&format!("{what} {}", path.display())));
+        match st.disk.fire(&path, FaultKind::Sync) {
+            Some(Fault::SyncEio { failure, .. } | Fault::EverySyncEio { failure, .. }) => {
+                st.disk.fail_sync(self.ino, failure);
+                st.served(|| format!("{what} {} (EIO)", path.display()));
+                return Err(eio(&format!("{what} {}", path.display())));
+            }
+            Some(Fault::SyncPanic { .. }) => {
+                drop(st);
+                panic!("injected panic inside {what} {}", path.display());
+            }
+            _ => {}
         }
         st.disk.inode_mut(self.ino)?.sync();
         st.served(|| format!("{what} {}", path.display()));

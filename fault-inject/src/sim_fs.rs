@@ -59,6 +59,18 @@ impl Checkpoint {
 pub(crate) struct Inner {
     pub(crate) disk: Disk,
     recording: Option<Vec<Checkpoint>>,
+    /// Runs at the start of every file sync (see [`SimFs::set_sync_hook`]).
+    pub(crate) sync_hook: Option<SyncHook>,
+}
+
+/// A closure run at the start of every file sync, outside the file system's lock.
+#[derive(Clone)]
+pub(crate) struct SyncHook(pub(crate) Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for SyncHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncHook")
+    }
 }
 
 /// An in-memory file system with a page cache that a power cut can tear (see the crate docs).
@@ -103,6 +115,7 @@ impl SimFs {
             inner: Arc::new(Mutex::new(Inner {
                 disk,
                 recording: None,
+                sync_hook: None,
             })),
         }
     }
@@ -179,6 +192,14 @@ impl SimFs {
             seen: 0,
             ino,
         });
+    }
+
+    /// Runs `hook` at the start of every file sync (`sync_data`/`sync_all`), before the
+    /// sync takes effect and outside the file system's lock; `None` removes it. A test uses
+    /// it to hold a sync in flight until other threads have done something — a slow disk
+    /// without sleeping.
+    pub fn set_sync_hook(&self, hook: Option<Arc<dyn Fn() + Send + Sync>>) {
+        self.state().sync_hook = hook.map(SyncHook);
     }
 
     /// Removes every installed fault (not the space budget).

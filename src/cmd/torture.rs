@@ -120,11 +120,9 @@ pub struct ChildArgs {
 }
 
 fn options(segment_size: u64, lazy_open: bool) -> wal::Options {
-    wal::Options {
-        segment_size,
-        lazy_open,
-        ..wal::Options::default()
-    }
+    wal::Options::default()
+        .with_segment_size(segment_size)
+        .with_lazy_open(lazy_open)
 }
 
 /// Runs `raftwal torture`.

@@ -12,10 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(10_000);
-    let opts = Options {
-        segment_size: 1 << 20,
-        ..Options::default()
-    };
+    let opts = Options::default().with_segment_size(1 << 20);
     let mut log = Wal::open(&dir, opts)?;
     let start = log.last_index() + 1;
     let term = log.hard_state().term.max(1);

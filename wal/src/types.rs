@@ -45,8 +45,18 @@ pub enum RecoveryMode {
     TruncateCorrupt,
 }
 
-/// Tuning knobs. `Options::default()` suits most deployments.
+/// Tuning knobs. `Options::default()` suits most deployments; change a knob with its
+/// `with_*` method (the struct is `#[non_exhaustive]`, so knobs can be added without
+/// breaking callers):
+///
+/// ```
+/// let opts = wal::Options::default()
+///     .with_segment_size(16 << 20)
+///     .with_lazy_open(true);
+/// assert_eq!(opts.segment_size, 16 << 20);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Size at which the active segment is sealed and a new one started (default 64 MiB; at
     /// least 8 KiB: records start after a 4 KiB header page; below 4 GiB: record offsets
@@ -111,6 +121,38 @@ impl SegmentPrepare {
     /// Whether new segments are preallocated to `segment_size`.
     pub fn preallocates(self) -> bool {
         self != SegmentPrepare::Grow
+    }
+}
+
+impl Options {
+    /// Sets [`Options::segment_size`].
+    pub fn with_segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// Sets [`Options::recovery`].
+    pub fn with_recovery(mut self, mode: RecoveryMode) -> Self {
+        self.recovery = mode;
+        self
+    }
+
+    /// Sets [`Options::write_buffer`].
+    pub fn with_write_buffer(mut self, bytes: usize) -> Self {
+        self.write_buffer = bytes;
+        self
+    }
+
+    /// Sets [`Options::prepare`].
+    pub fn with_prepare(mut self, prepare: SegmentPrepare) -> Self {
+        self.prepare = prepare;
+        self
+    }
+
+    /// Sets [`Options::lazy_open`].
+    pub fn with_lazy_open(mut self, lazy: bool) -> Self {
+        self.lazy_open = lazy;
+        self
     }
 }
 

@@ -298,12 +298,18 @@ impl<V: Vfs> Wal<V> {
 
     /// Moves the log base to `index` (which must be in the log) without storing snapshot
     /// data, for callers that keep snapshots elsewhere: entries up to `index` are forgotten
-    /// and whole segments deleted. A snapshot saved earlier is removed.
+    /// and whole segments deleted. A snapshot saved earlier is removed, unless `index` is
+    /// already the base (then nothing changes).
     pub fn compact(&mut self, index: u64) -> Result<()> {
         self.check_writable()?;
         let term = self.term(index)?;
         let meta = SnapshotMeta { index, term };
         self.check_new_base(meta)?;
+        if meta == self.snapshot_meta() {
+            // Already the base: nothing to compact, and the snapshot stored there (if any)
+            // stays — a repeated purge must not discard it.
+            return Ok(());
+        }
         self.move_base(meta, None)
     }
 

@@ -63,11 +63,9 @@ fn observe(w: &Wal) -> Result<State, String> {
 }
 
 fn opts(recovery: RecoveryMode) -> Options {
-    Options {
-        segment_size: 8192,
-        recovery,
-        ..Options::default()
-    }
+    Options::default()
+        .with_segment_size(8192)
+        .with_recovery(recovery)
 }
 
 /// The WAL under test and what is known about it.

@@ -18,11 +18,9 @@ fn dir() -> &'static Path {
 }
 
 fn opts() -> Options {
-    Options {
-        segment_size: 8192,
-        write_buffer: 256,
-        ..Options::default()
-    }
+    Options::default()
+        .with_segment_size(8192)
+        .with_write_buffer(256)
 }
 
 fn fs() -> SimFs {

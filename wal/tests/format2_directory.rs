@@ -39,10 +39,7 @@ fn expected(lo: u64, hi: u64) -> Vec<Entry> {
 }
 
 fn opts() -> Options {
-    Options {
-        segment_size: 8192,
-        ..Options::default()
-    }
+    Options::default().with_segment_size(8192)
 }
 
 fn copy_fixture() -> tempfile::TempDir {
@@ -92,14 +89,7 @@ fn a_format_2_directory_opens_with_every_entry_and_upgrades_its_header() {
         "rewritten in the current layout"
     );
     for lazy in [false, true] {
-        let w = Wal::open(
-            dir.path(),
-            Options {
-                lazy_open: lazy,
-                ..opts()
-            },
-        )
-        .unwrap();
+        let w = Wal::open(dir.path(), opts().with_lazy_open(lazy)).unwrap();
         assert_fixture_state(&w);
     }
 }

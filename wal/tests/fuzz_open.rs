@@ -359,12 +359,10 @@ fn open_never_panics_and_stays_bounded_on_garbage_and_half_valid_directories() {
             (RecoveryMode::Strict, true),
             (RecoveryMode::TruncateCorrupt, false),
         ] {
-            let opts = Options {
-                segment_size: 8192,
-                recovery: mode,
-                lazy_open: lazy,
-                ..Options::default()
-            };
+            let opts = Options::default()
+                .with_segment_size(8192)
+                .with_recovery(mode)
+                .with_lazy_open(lazy);
             let fs = template.fork();
             fs.reset_counters();
             let base = LIVE.load(Ordering::Relaxed);

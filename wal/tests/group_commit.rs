@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use common::failing_vfs::FailingVfs;
+use common::sim::dir;
+use fault_inject::{Fault, SimFs, SyncFailure};
 use wal::group_commit::GroupCommit;
 use wal::io::Vfs;
 use wal::{Entry, Error, Options, Result, Wal};
@@ -98,20 +100,57 @@ fn many_threads_share_syncs_and_every_commit_survives_reopen() {
     }
 }
 
+/// A file system on which every file sync is held until every writer thread still running
+/// is inside `GroupCommit::commit` (queued behind the sync): a slow disk, without sleeping.
+/// Returns it with the writers' counters: (threads inside a commit, threads still running).
+fn slow_disk(threads: usize) -> (SimFs, Arc<(AtomicUsize, AtomicUsize)>) {
+    let fs = SimFs::new(3);
+    fs.mkdir_durable(dir());
+    let counts = Arc::new((AtomicUsize::new(0), AtomicUsize::new(threads)));
+    let c = Arc::clone(&counts);
+    fs.set_sync_hook(Some(Arc::new(move || {
+        while c.0.load(Ordering::SeqCst) < c.1.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+    })));
+    (fs, counts)
+}
+
 #[test]
 fn while_one_sync_is_slow_the_queued_threads_share_the_next() {
-    // A disk whose every sync takes 5 ms: while one leader syncs, the other threads
-    // append and queue, so each later sync covers most of them. Deterministic enough
-    // for a loaded machine: 5 ms is far longer than it takes the threads to queue.
+    // While one leader's sync is in flight, every other writer appends and queues, so each
+    // later sync covers all of them.
     const THREADS: usize = 8;
     const COMMITS: usize = 10;
-    let dir = tempfile::tempdir().unwrap();
-    let vfs = FailingVfs::default();
-    vfs.set_sync_delay(std::time::Duration::from_millis(5));
-    let wal = Wal::open_with(vfs, dir.path(), Options::default()).unwrap();
+    let (fs, counts) = slow_disk(0);
+    let wal = Wal::open_with(fs, dir(), Options::default()).unwrap();
     let syncs_before = wal.stats().file_syncs;
+    counts.1.store(THREADS, Ordering::SeqCst);
     let gc = Arc::new(GroupCommit::new(wal));
-    let all = commit_from_threads(&gc, THREADS, COMMITS);
+    let start = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (gc, start, counts) = (Arc::clone(&gc), Arc::clone(&start), Arc::clone(&counts));
+            std::thread::spawn(move || {
+                start.wait();
+                let mine: Vec<u64> = (0..COMMITS)
+                    .map(|_| {
+                        counts.0.fetch_add(1, Ordering::SeqCst);
+                        let r = gc.commit(append_one).unwrap();
+                        counts.0.fetch_sub(1, Ordering::SeqCst);
+                        r
+                    })
+                    .collect();
+                counts.1.fetch_sub(1, Ordering::SeqCst);
+                mine
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort_unstable();
     let total = (THREADS * COMMITS) as u64;
     assert_eq!(all, (1..=total).collect::<Vec<_>>());
     let syncs = gc.stats().unwrap().file_syncs - syncs_before;
@@ -136,14 +175,17 @@ fn closure_error_is_returned_without_syncing() {
 #[test]
 fn failed_sync_is_reported_to_every_waiter_and_later_commits() {
     const THREADS: usize = 8;
-    let dir = tempfile::tempdir().unwrap();
-    let vfs = FailingVfs::default();
+    let fs = SimFs::new(4);
+    fs.mkdir_durable(dir());
     let gc = Arc::new(GroupCommit::new(
-        Wal::open_with(vfs.clone(), dir.path(), Options::default()).unwrap(),
+        Wal::open_with(fs.clone(), dir(), Options::default()).unwrap(),
     ));
     // Durable before the failure: stays acknowledged.
     let durable = gc.commit(append_one).unwrap();
-    vfs.fail_every_sync(true);
+    fs.inject(Fault::EverySyncEio {
+        path: None,
+        failure: SyncFailure::Random,
+    });
     let start = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|_| {
@@ -167,14 +209,15 @@ fn failed_sync_is_reported_to_every_waiter_and_later_commits() {
         );
     }
     // Later commits fail too, even with the disk healthy again: the WAL must be reopened.
-    vfs.fail_every_sync(false);
+    fs.clear_faults();
     let later = gc.commit(append_one).unwrap_err();
     assert!(
         matches!(later, Error::Poisoned { .. } | Error::Io { .. }),
         "{later}"
     );
     drop(Arc::into_inner(gc).unwrap().into_inner());
-    let wal = Wal::open_with(vfs, dir.path(), Options::default()).unwrap();
+    fs.crash(5);
+    let wal = Wal::open_with(fs, dir(), Options::default()).unwrap();
     assert!(wal.last_index() >= durable);
     assert_eq!(wal.entry(durable).unwrap(), entry(durable));
 }
@@ -183,12 +226,15 @@ fn failed_sync_is_reported_to_every_waiter_and_later_commits() {
 fn waiters_of_a_failed_sync_get_poisoned_naming_the_cause() {
     // Deterministic version: the leader's failure is recorded and handed to a waiter
     // whose ticket it was to cover.
-    let dir = tempfile::tempdir().unwrap();
-    let vfs = FailingVfs::default();
-    let gc = GroupCommit::new(Wal::open_with(vfs.clone(), dir.path(), Options::default()).unwrap());
+    let fs = SimFs::new(6);
+    fs.mkdir_durable(dir());
+    let gc = GroupCommit::new(Wal::open_with(fs.clone(), dir(), Options::default()).unwrap());
     // Buffer an append with no sync, as a waiter whose leader is about to fail would have.
     gc.with(append_one).unwrap().unwrap();
-    vfs.fail_every_sync(true);
+    fs.inject(Fault::EverySyncEio {
+        path: None,
+        failure: SyncFailure::Random,
+    });
     let leader_err = gc.commit(append_one).unwrap_err();
     assert!(matches!(leader_err, Error::Io { .. }), "{leader_err}");
     // A waiter arriving later finds the recorded failure (its append is refused by the
@@ -206,13 +252,13 @@ fn waiters_of_a_failed_sync_get_poisoned_naming_the_cause() {
 #[test]
 fn a_panic_in_the_leaders_sync_fails_the_waiters_instead_of_blocking_them() {
     const THREADS: usize = 6;
-    let dir = tempfile::tempdir().unwrap();
-    let vfs = FailingVfs::default();
+    let fs = SimFs::new(4);
+    fs.mkdir_durable(dir());
     let gc = Arc::new(GroupCommit::new(
-        Wal::open_with(vfs.clone(), dir.path(), Options::default()).unwrap(),
+        Wal::open_with(fs.clone(), dir(), Options::default()).unwrap(),
     ));
     gc.commit(append_one).unwrap();
-    vfs.panic_next_sync();
+    fs.inject(Fault::SyncPanic { after: 0 });
     let start = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|_| {

@@ -11,11 +11,9 @@ use common::{assert_log, ent};
 use wal::{Entry, Error, Options, Wal};
 
 fn opts(lazy_open: bool) -> Options {
-    Options {
-        segment_size: 16 << 10,
-        lazy_open,
-        ..Options::default()
-    }
+    Options::default()
+        .with_segment_size(16 << 10)
+        .with_lazy_open(lazy_open)
 }
 
 /// `n` entries of `term` after `w`'s end, one synced batch of `per_batch` at a time.

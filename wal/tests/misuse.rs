@@ -111,14 +111,7 @@ fn truncation_at_or_below_the_base() {
 #[test]
 fn segment_size_below_the_minimum() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Wal::open(
-        dir.path(),
-        Options {
-            segment_size: 100,
-            ..Options::default()
-        },
-    )
-    .unwrap_err();
+    let err = Wal::open(dir.path(), Options::default().with_segment_size(100)).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
 }
 
@@ -171,11 +164,9 @@ fn snapshot_at_the_largest_index() {
 fn a_segment_size_above_4_gib_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     for size in [(4u64 << 30), 5 << 30, u64::MAX] {
-        let opts = Options {
-            segment_size: size,
-            prepare: wal::SegmentPrepare::Grow,
-            ..Options::default()
-        };
+        let opts = Options::default()
+            .with_segment_size(size)
+            .with_prepare(wal::SegmentPrepare::Grow);
         match Wal::open(dir.path(), opts) {
             Err(Error::InvalidArgument { reason }) => {
                 assert!(reason.contains("segment_size"), "{reason}")

@@ -1,6 +1,7 @@
 //! Model-based test: seeded random sequences of appends, syncs, truncations, compactions,
-//! snapshots, hard-state changes and reopens (clean, and dropped without a sync) against a
-//! plain in-memory model, on real temporary directories with 8 KiB segments.
+//! snapshots, hard-state changes and reopens (clean, and dropped without a sync) against
+//! the crash torture's model of acknowledged state, on real temporary directories with
+//! 8 KiB segments.
 //!
 //! - `WAL_MODEL_SEEDS=<n>` runs `n` sequences (seeds `0..n`) instead of the default.
 //! - `WAL_MODEL_SEED=<s>` runs just seed `s` (what a failure prints), with its op trace.
@@ -13,6 +14,8 @@ mod common;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use fault_inject::check::{check, promote, Recovered};
+use fault_inject::model::{Model, Op};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use wal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
@@ -20,72 +23,22 @@ use wal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
 const DEFAULT_SEEDS: u64 = 3000;
 const DEFAULT_OPS: usize = 60;
 
-/// What the WAL must hold.
-#[derive(Debug, Clone, Default)]
-struct Model {
-    base: SnapshotMeta,
-    /// Entries `base.index + 1 ..`.
-    log: Vec<Entry>,
-    /// Last index known durable (synced, or made durable by a truncation/compaction).
-    synced: u64,
-    /// Ends of the batches appended since the last sync.
-    unsynced_ends: Vec<u64>,
-    hard: HardState,
-    snapshot: Option<(SnapshotMeta, Vec<u8>)>,
-}
-
-impl Model {
-    fn last_index(&self) -> u64 {
-        self.base.index + self.log.len() as u64
+/// Compares every observable piece of state with the model — the torture's model
+/// (`fault_inject::model`), which here never has an operation in flight, so the WAL must
+/// hold exactly what it says: the checker's invariants, and nothing beyond the last append.
+fn check_exact(w: &Wal, m: &Model) {
+    let rec = Recovered::read(w).unwrap();
+    if let Err(what) = check(m, &rec) {
+        panic!("{what}\n  {}\n  {}", m.summary(), rec.summary());
     }
-    fn last_term(&self) -> u64 {
-        self.log.last().map_or(self.base.term, |e| e.term)
-    }
-    fn term(&self, index: u64) -> Option<u64> {
-        if index == self.base.index {
-            return Some(self.base.term);
-        }
-        if index <= self.base.index || index > self.last_index() {
-            return None;
-        }
-        Some(self.log[(index - self.base.index - 1) as usize].term)
-    }
-    fn truncate(&mut self, from: u64) {
-        self.log.truncate((from - self.base.index - 1) as usize);
-        self.synced = self.synced.min(self.last_index());
-        self.unsynced_ends.clear();
-        self.synced = self.last_index();
-    }
-    fn move_base(&mut self, meta: SnapshotMeta) {
-        let keep = self.term(meta.index) == Some(meta.term) && meta.index <= self.last_index();
-        if keep {
-            self.log.drain(..(meta.index - self.base.index) as usize);
-        } else {
-            self.log.clear();
-        }
-        self.base = meta;
-        self.unsynced_ends.clear();
-        self.synced = self.last_index();
-    }
-}
-
-/// Compares every observable piece of state.
-fn check(w: &Wal, m: &Model) {
-    assert_eq!(w.snapshot_meta(), m.base, "snapshot meta");
-    assert_eq!(w.first_index(), m.base.index + 1, "first index");
-    assert_eq!(w.last_index(), m.last_index(), "last index");
-    assert_eq!(w.last_term(), m.last_term(), "last term");
-    assert_eq!(w.hard_state(), m.hard, "hard state");
-    let got = w.entries(m.base.index + 1, m.last_index() + 1).unwrap();
-    assert_eq!(got.len(), m.log.len(), "entry count");
-    for (g, e) in got.iter().zip(&m.log) {
-        assert_eq!(g, e, "entry {}", e.index);
-    }
-    for e in &m.log {
+    assert_eq!(rec.last, m.last, "last index");
+    assert_eq!(w.last_term(), m.term(m.last).unwrap(), "last term");
+    for e in &rec.entries {
         assert_eq!(w.term(e.index).unwrap(), e.term, "term of {}", e.index);
     }
-    assert_eq!(w.term(m.base.index).unwrap(), m.base.term, "term at base");
-    assert_eq!(w.snapshot().unwrap(), m.snapshot, "snapshot");
+    let stored = m.snapshots.get(&m.base).and_then(|d| d.last());
+    let want = stored.filter(|_| m.base_has_snapshot).cloned();
+    assert_eq!(rec.snapshot.map(|(_, d)| d), want, "snapshot");
     if m.base.index > 0 {
         assert!(matches!(
             w.entry(m.base.index),
@@ -93,9 +46,30 @@ fn check(w: &Wal, m: &Model) {
         ));
     }
     assert!(matches!(
-        w.entry(m.last_index() + 1),
+        w.entry(m.last + 1),
         Err(Error::Unavailable { .. })
     ));
+}
+
+/// Applies `op` to the WAL, which must accept it, and to the model.
+fn apply(w: &mut Wal, m: &mut Model, op: Op) {
+    m.begin(&op);
+    match &op {
+        Op::Append(b) => w.append(b),
+        Op::Sync => w.sync(),
+        Op::TruncateSuffix(from) => w.truncate_suffix(*from),
+        Op::Compact(index) => w.compact(*index),
+        Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
+        Op::SetHardState(hs) => w.set_hard_state(*hs),
+        Op::Open => Ok(()),
+    }
+    .unwrap_or_else(|e| panic!("{op}: {e}"));
+    m.complete(&op);
+}
+
+/// The last term in the log (the base term if it is empty).
+fn last_term(m: &Model) -> u64 {
+    m.term(m.last).unwrap_or(m.base.term)
 }
 
 fn payload_len(rng: &mut StdRng) -> usize {
@@ -111,18 +85,17 @@ fn payload_len(rng: &mut StdRng) -> usize {
 fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = common::fast_tempdir();
-    let opts = Options {
-        segment_size: 8192,
-        prepare: if rng.gen_bool(0.7) {
-            wal::SegmentPrepare::default()
-        } else {
-            wal::SegmentPrepare::Grow
-        },
-        write_buffer: [512usize, 4096, 4 << 20][rng.gen_range(0..3)],
-        // Odd seeds open lazily (sealed middle segments verified on first read).
-        lazy_open: seed % 2 == 1,
-        ..Options::default()
+    let prepare = if rng.gen_bool(0.7) {
+        wal::SegmentPrepare::default()
+    } else {
+        wal::SegmentPrepare::Grow
     };
+    let opts = Options::default()
+        .with_segment_size(8192)
+        .with_prepare(prepare)
+        .with_write_buffer([512usize, 4096, 4 << 20][rng.gen_range(0..3)])
+        // Odd seeds open lazily (sealed middle segments verified on first read).
+        .with_lazy_open(seed % 2 == 1);
     let mut w = Some(Wal::open(dir.path(), opts.clone()).unwrap());
     let mut m = Model::default();
     let note = |trace: &mut VecDeque<String>, s: String| {
@@ -133,16 +106,15 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
     };
     for step in 0..ops {
         let wal = w.as_mut().unwrap();
-        let op = rng.gen_range(0..100);
-        match op {
+        match rng.gen_range(0..100) {
             0..=39 => {
                 let n = if rng.gen_bool(0.1) {
                     rng.gen_range(8..30)
                 } else {
                     rng.gen_range(1..6)
                 };
-                let mut term = m.last_term().max(1);
-                let lo = m.last_index() + 1;
+                let mut term = last_term(&m).max(1);
+                let lo = m.last + 1;
                 let batch: Vec<Entry> = (lo..lo + n)
                     .map(|i| {
                         if rng.gen_bool(0.05) {
@@ -155,48 +127,31 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
                         }
                     })
                     .collect();
-                note(
-                    trace,
-                    format!("{step}: append {lo}..={} term {term}", lo + n - 1),
-                );
-                wal.append(&batch).unwrap();
-                m.log.extend(batch);
-                m.unsynced_ends.push(m.last_index());
+                let op = Op::Append(batch);
+                note(trace, format!("{step}: {op}"));
+                apply(wal, &mut m, op);
             }
             40..=54 => {
                 note(trace, format!("{step}: sync"));
-                wal.sync().unwrap();
-                m.synced = m.last_index();
-                m.unsynced_ends.clear();
+                apply(wal, &mut m, Op::Sync);
             }
             55..=62 => {
-                let from = rng.gen_range(m.base.index.saturating_sub(1)..=m.last_index() + 2);
+                let from = rng.gen_range(m.base.index.saturating_sub(1)..=m.last + 2);
                 note(trace, format!("{step}: truncate_suffix({from})"));
-                let r = wal.truncate_suffix(from);
                 if from <= m.base.index {
+                    let r = wal.truncate_suffix(from);
                     assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
                 } else {
-                    r.unwrap();
-                    if from <= m.last_index() {
-                        m.truncate(from);
-                    } else {
-                        // A no-op: nothing synced.
-                    }
+                    apply(wal, &mut m, Op::TruncateSuffix(from));
                 }
             }
             63..=66 => {
-                let index = rng.gen_range(m.base.index..=m.last_index());
+                let index = rng.gen_range(m.base.index..=m.last);
                 note(trace, format!("{step}: compact({index})"));
-                wal.compact(index).unwrap();
-                let term = m.term(index).unwrap();
-                // `compact` syncs what was appended before it.
-                m.synced = m.last_index();
-                m.unsynced_ends.clear();
-                m.move_base(SnapshotMeta { index, term });
-                m.snapshot = None;
+                apply(wal, &mut m, Op::Compact(index));
             }
             67..=72 => {
-                let last = m.last_index();
+                let last = m.last;
                 let meta = match rng.gen_range(0..3) {
                     // Matching term inside the log: the suffix is kept.
                     0 => {
@@ -217,18 +172,13 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
                     // Past the end.
                     _ => SnapshotMeta {
                         index: last + rng.gen_range(1..50),
-                        term: m.last_term() + rng.gen_range(0..2),
+                        term: last_term(&m) + rng.gen_range(0..2),
                     },
                 };
                 let data = common::payload(meta.index, meta.term, rng.gen_range(0..3000));
-                note(
-                    trace,
-                    format!("{step}: save_snapshot({meta:?}, {} bytes)", data.len()),
-                );
-                wal.save_snapshot(meta, &data).unwrap();
-                m.synced = m.last_index();
-                m.move_base(meta);
-                m.snapshot = Some((meta, data));
+                let op = Op::SaveSnapshot(meta, data);
+                note(trace, format!("{step}: {op}"));
+                apply(wal, &mut m, op);
             }
             73..=80 => {
                 let cur = m.hard;
@@ -258,50 +208,43 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
                 let valid = hs.term > cur.term
                     || (hs.term == cur.term && (cur.vote.is_none() || hs.vote == cur.vote));
                 let syncs = wal.stats().file_syncs;
-                let r = wal.set_hard_state(hs);
                 if valid {
-                    r.unwrap();
-                    m.hard = hs;
+                    apply(wal, &mut m, Op::SetHardState(hs));
                     let expect = u64::from(hs != cur);
                     assert_eq!(wal.stats().file_syncs - syncs, expect, "header fsyncs");
                 } else {
+                    let r = wal.set_hard_state(hs);
                     assert!(matches!(r, Err(Error::InvalidHardState { .. })), "{r:?}");
                 }
             }
             81..=86 => {
                 note(trace, format!("{step}: sync, drop, reopen"));
-                wal.sync().unwrap();
+                apply(wal, &mut m, Op::Sync);
                 drop(w.take());
                 let re = Wal::open(dir.path(), opts.clone()).unwrap();
-                m.synced = m.last_index();
-                m.unsynced_ends.clear();
-                check(&re, &m);
+                check_exact(&re, &m);
                 w = Some(re);
             }
             87..=92 => {
                 note(trace, format!("{step}: drop without sync, reopen"));
                 drop(w.take());
                 let re = Wal::open(dir.path(), opts.clone()).unwrap();
-                let last = re.last_index();
-                assert!(
-                    last == m.synced || m.unsynced_ends.contains(&last),
-                    "recovered last index {last}: synced {}, unsynced batch ends {:?}",
-                    m.synced,
-                    m.unsynced_ends
-                );
-                m.log.truncate((last - m.base.index) as usize);
-                m.synced = last;
-                m.unsynced_ends.clear();
-                note(trace, format!("{step}: recovered last index {last}"));
-                check(&re, &m);
+                // Unsynced batches may be there or not (the page cache kept them here):
+                // the checker judges, and what open found becomes the acknowledged state.
+                let rec = Recovered::read(&re).unwrap();
+                if let Err(what) = check(&m, &rec) {
+                    panic!("{what}\n  {}\n  {}", m.summary(), rec.summary());
+                }
+                promote(&mut m, &rec);
+                note(trace, format!("{step}: {}", rec.summary()));
+                check_exact(&re, &m);
                 w = Some(re);
             }
             _ => {
                 // Random reads against the model.
-                if m.last_index() > m.base.index {
-                    let i = rng.gen_range(m.base.index + 1..=m.last_index());
-                    let e = &m.log[(i - m.base.index - 1) as usize];
-                    assert_eq!(&wal.entry(i).unwrap(), e, "read {i}");
+                if m.last > m.base.index {
+                    let i = rng.gen_range(m.base.index + 1..=m.last);
+                    assert_eq!(&wal.entry(i).unwrap(), &m.log[&i], "read {i}");
                 }
                 if m.base.index > 0 {
                     let i = rng.gen_range(0..=m.base.index.min(5) - 1);
@@ -311,11 +254,10 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
         }
     }
     // Final clean reopen.
-    let wal = w.as_mut().unwrap();
-    wal.sync().unwrap();
+    apply(w.as_mut().unwrap(), &mut m, Op::Sync);
     drop(w.take());
     let re = Wal::open(dir.path(), opts).unwrap();
-    check(&re, &m);
+    check_exact(&re, &m);
     ops
 }
 

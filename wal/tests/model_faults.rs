@@ -1,8 +1,10 @@
-//! Model-based test with injected I/O errors: seeded random sequences as in `model.rs`, on a
-//! `Vfs` that fails a chosen file sync or write with EIO. After a failure the WAL must be
-//! poisoned (every later write refused); a reopen must then find a state the failed
-//! operation could have left: everything acknowledged before it, the failed operation
-//! either done or not (or, for a truncation, cut somewhere between), never anything else.
+//! Model-based test with injected I/O errors: seeded random sequences on
+//! `fault_inject::SimFs`, with a chosen file sync or write failing with EIO. After a failure
+//! the WAL must be poisoned (every later write refused); a reopen must then find a state the
+//! failed operation could have left — judged by the same model and checker as the crash
+//! torture (`fault_inject::model::Model`, `fault_inject::check`): everything acknowledged
+//! before it, the failed operation either done or not (for a truncation, cut somewhere
+//! between), never anything else.
 //!
 //! `WAL_MODEL_SEEDS=<n>` / `WAL_MODEL_SEED=<s>` / `WAL_MODEL_OPS=<n>` as in `model.rs`.
 
@@ -11,276 +13,170 @@ mod common;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::failing_vfs::FailingVfs;
+use common::sim::dir;
+use fault_inject::check::{check, promote, Recovered};
+use fault_inject::model::{Model, Op};
+use fault_inject::{Fault, SimFs, SyncFailure};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
+use wal::{Error, HardState, Options, SnapshotMeta, Wal};
 
 const DEFAULT_SEEDS: u64 = 2000;
 const DEFAULT_OPS: usize = 60;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Model {
-    base: SnapshotMeta,
-    log: Vec<Entry>,
-    synced: u64,
-    hard: HardState,
-    snapshot: Option<(SnapshotMeta, Vec<u8>)>,
-}
-
-impl Model {
-    fn last_index(&self) -> u64 {
-        self.base.index + self.log.len() as u64
-    }
-    fn last_term(&self) -> u64 {
-        self.log.last().map_or(self.base.term, |e| e.term)
-    }
-    fn term(&self, index: u64) -> Option<u64> {
-        if index == self.base.index {
-            return Some(self.base.term);
+/// The next operation of a sequence, drawn against the model's acknowledged state.
+fn draw(rng: &mut StdRng, m: &Model) -> Op {
+    let (base, last) = (m.base.index, m.last);
+    match rng.gen_range(0..100) {
+        0..=44 => {
+            let n = rng.gen_range(1..8);
+            let term = m
+                .log
+                .values()
+                .next_back()
+                .map_or(m.base.term, |e| e.term)
+                .max(1)
+                + u64::from(rng.gen_bool(0.05));
+            Op::Append(
+                (last + 1..=last + n)
+                    .map(|i| common::ent(i, term, rng.gen_range(0..1500)))
+                    .collect(),
+            )
         }
-        if index <= self.base.index || index > self.last_index() {
-            return None;
+        45..=64 => Op::Sync,
+        65..=74 if last > base => Op::TruncateSuffix(rng.gen_range(base + 1..=last)),
+        75..=79 => Op::Compact(rng.gen_range(base..=last)),
+        80..=87 => {
+            let meta = if rng.gen_bool(0.5) {
+                let index = rng.gen_range(base..=last);
+                let term = m.term(index).unwrap_or(m.base.term);
+                SnapshotMeta { index, term }
+            } else {
+                let term = m.log.values().next_back().map_or(m.base.term, |e| e.term) + 1;
+                SnapshotMeta {
+                    index: last + rng.gen_range(1..20),
+                    term,
+                }
+            };
+            let data = common::payload(meta.index, 7, rng.gen_range(0..2000));
+            Op::SaveSnapshot(meta, data)
         }
-        Some(self.log[(index - self.base.index - 1) as usize].term)
-    }
-    fn move_base(&mut self, meta: SnapshotMeta) {
-        if meta.index <= self.last_index() && self.term(meta.index) == Some(meta.term) {
-            self.log.drain(..(meta.index - self.base.index) as usize);
-        } else {
-            self.log.clear();
-        }
-        self.base = meta;
-        self.synced = self.last_index();
-    }
-}
-
-/// The operation attempted, for judging what a failure may have left.
-#[derive(Debug)]
-enum Op {
-    Append(Vec<Entry>),
-    Sync,
-    Truncate(u64),
-    Compact(SnapshotMeta),
-    Snapshot(SnapshotMeta, Vec<u8>),
-    Hard(HardState),
-}
-
-fn observe(w: &Wal<FailingVfs>) -> Model {
-    Model {
-        base: w.snapshot_meta(),
-        log: w.entries(w.first_index(), w.last_index() + 1).unwrap(),
-        synced: w.last_index(),
-        hard: w.hard_state(),
-        snapshot: w.snapshot().unwrap(),
-    }
-}
-
-/// Checks a state recovered after `op` failed against the model before it.
-fn judge(m: &Model, op: &Op, got: &Model) {
-    let last = got.last_index();
-    let hards: Vec<HardState> = match op {
-        Op::Hard(hs) => vec![m.hard, *hs],
-        _ => vec![m.hard],
-    };
-    assert!(hards.contains(&got.hard), "hard state {:?}", got.hard);
-    // The entries the failed operation may have left on disk, by index.
-    let mut candidates = m.log.clone();
-    if let Op::Append(b) = op {
-        candidates.extend(b.iter().cloned());
-    }
-    let (new_base, new_snapshot) = match op {
-        Op::Compact(meta) => (Some(*meta), Some(None)),
-        Op::Snapshot(meta, data) => (Some(*meta), Some(Some((*meta, data.clone())))),
-        _ => (None, None),
-    };
-    if got.base == m.base {
-        let snaps = [
-            Some(m.snapshot.clone()),
-            new_snapshot.filter(|_| new_base == Some(m.base)),
-        ];
-        assert!(
-            snaps.contains(&Some(got.snapshot.clone())),
-            "snapshot {:?}",
-            got.snapshot
-        );
-        let lower = match op {
-            Op::Truncate(from) => m.synced.min(from - 1),
-            Op::Snapshot(meta, _) if m.term(meta.index) != Some(meta.term) => {
-                m.synced.min(meta.index.saturating_sub(1)).max(m.base.index)
+        _ => {
+            let term = m.hard.term + rng.gen_range(0..2);
+            let vote = Some(rng.gen_range(1..4)).filter(|_| m.hard.vote.is_none());
+            match (term == m.hard.term, m.hard.vote.is_some()) {
+                (true, true) => Op::SetHardState(HardState {
+                    term: term + 1,
+                    vote: None,
+                }),
+                _ => Op::SetHardState(HardState { term, vote }),
             }
-            _ => m.synced,
-        };
-        assert!(last >= lower, "recovered last {last} below {lower}");
-        let n = got.log.len();
-        assert!(
-            n <= candidates.len(),
-            "recovered {n} entries, at most {}",
-            candidates.len()
-        );
-        assert_eq!(got.log[..], candidates[..n], "recovered entries differ");
-    } else {
-        let meta = new_base.expect("the base moved without a compaction");
-        assert_eq!(got.base, meta, "base");
-        assert_eq!(Some(got.snapshot.clone()), new_snapshot, "snapshot");
-        let keeps = meta.index <= m.last_index() && m.term(meta.index) == Some(meta.term);
-        if keeps {
-            // The header moved only after the sync: everything appended is there.
-            let want = &m.log[(meta.index - m.base.index) as usize..];
-            assert_eq!(got.log[..], want[..], "entries after a compaction");
-        } else {
-            assert!(
-                got.log.is_empty(),
-                "a discarded log left {} entries",
-                got.log.len()
-            );
         }
     }
+}
+
+fn apply(w: &mut Wal<SimFs>, op: &Op) -> wal::Result<()> {
+    match op {
+        Op::Append(b) => w.append(b),
+        Op::Sync => w.sync(),
+        Op::TruncateSuffix(from) => w.truncate_suffix(*from),
+        Op::Compact(index) => w.compact(*index),
+        Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
+        Op::SetHardState(hs) => w.set_hard_state(*hs),
+        Op::Open => Ok(()),
+    }
+}
+
+/// Arms one EIO on a file sync (70 %) or a write, a few calls ahead.
+fn arm(rng: &mut StdRng, fs: &SimFs) {
+    if rng.gen_bool(0.7) {
+        fs.inject(Fault::SyncEio {
+            after: rng.gen_range(0..3),
+            path: None,
+            failure: SyncFailure::Random,
+        });
+    } else {
+        fs.inject(Fault::WriteEio {
+            after: rng.gen_range(0..2),
+            path: None,
+        });
+    }
+}
+
+/// Reopens and checks the recovered state against the model (the failed `op` in flight);
+/// the recovered state becomes the acknowledged one.
+fn reopen_and_judge(fs: &SimFs, opts: &Options, m: &mut Model) -> (Wal<SimFs>, String) {
+    let w = Wal::open_with(fs.clone(), dir(), opts.clone()).unwrap();
+    let rec = Recovered::read(&w).unwrap();
+    if let Err(what) = check(m, &rec) {
+        panic!("{what}\n  {}\n  {}", m.summary(), rec.summary());
+    }
+    promote(m, &rec);
+    (w, rec.summary())
 }
 
 fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> (usize, usize) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let dir = common::fast_tempdir();
-    let opts = Options {
-        segment_size: 8192,
-        prepare: if rng.gen_bool(0.7) {
-            wal::SegmentPrepare::default()
-        } else {
-            wal::SegmentPrepare::Grow
-        },
-        write_buffer: [512usize, 4096, 4 << 20][rng.gen_range(0..3)],
-        ..Options::default()
+    let prepare = if rng.gen_bool(0.7) {
+        wal::SegmentPrepare::default()
+    } else {
+        wal::SegmentPrepare::Grow
     };
-    let vfs = FailingVfs::default();
-    let mut w = Wal::open_with(vfs.clone(), dir.path(), opts.clone()).unwrap();
+    let opts = Options::default()
+        .with_segment_size(8192)
+        .with_prepare(prepare)
+        .with_write_buffer([512usize, 4096, 4 << 20][rng.gen_range(0..3)]);
+    let fs = SimFs::new(seed);
+    fs.mkdir_durable(dir());
+    let mut w = Wal::open_with(fs.clone(), dir(), opts.clone()).unwrap();
     let mut m = Model::default();
     let mut failures = 0;
     let note = |trace: &mut VecDeque<String>, s: String| {
         if trace.len() >= 300 {
             trace.pop_front();
         }
-        trace.push_back(s);
+        trace.push_back(s.chars().take(200).collect());
     };
     for step in 0..ops {
-        let last = m.last_index();
-        let op = match rng.gen_range(0..100) {
-            0..=44 => {
-                let n = rng.gen_range(1..8);
-                let term = m.last_term().max(1) + u64::from(rng.gen_bool(0.05));
-                Op::Append(
-                    (last + 1..=last + n)
-                        .map(|i| common::ent(i, term, rng.gen_range(0..1500)))
-                        .collect(),
-                )
-            }
-            45..=64 => Op::Sync,
-            65..=74 if last > m.base.index => Op::Truncate(rng.gen_range(m.base.index + 1..=last)),
-            75..=79 => {
-                let index = rng.gen_range(m.base.index..=last);
-                Op::Compact(SnapshotMeta {
-                    index,
-                    term: m.term(index).unwrap(),
-                })
-            }
-            80..=87 => {
-                let meta = if rng.gen_bool(0.5) {
-                    let index = rng.gen_range(m.base.index..=last);
-                    SnapshotMeta {
-                        index,
-                        term: m.term(index).unwrap(),
-                    }
-                } else {
-                    SnapshotMeta {
-                        index: last + rng.gen_range(1..20),
-                        term: m.last_term() + 1,
-                    }
-                };
-                Op::Snapshot(meta, common::payload(meta.index, 7, rng.gen_range(0..2000)))
-            }
-            _ => Op::Hard(HardState {
-                term: m.hard.term + rng.gen_range(0..2),
-                vote: Some(rng.gen_range(1..4)).filter(|_| m.hard.vote.is_none()),
-            }),
-        };
-        let op = match op {
-            Op::Hard(hs) if hs.term == m.hard.term && m.hard.vote.is_some() => {
-                Op::Hard(HardState {
-                    term: hs.term + 1,
-                    vote: None,
-                })
-            }
-            op => op,
-        };
+        let op = draw(&mut rng, &m);
         let armed = rng.gen_bool(0.12);
         if armed {
-            if rng.gen_bool(0.7) {
-                vfs.fail_sync_after(rng.gen_range(0..3));
-            } else {
-                vfs.fail_write_after(rng.gen_range(0..2));
-            }
+            arm(&mut rng, &fs);
         }
-        note(
-            trace,
-            format!("{step}: {op:?} (armed {armed})")
-                .chars()
-                .take(200)
-                .collect(),
-        );
-        let r = match &op {
-            Op::Append(b) => w.append(b),
-            Op::Sync => w.sync(),
-            Op::Truncate(from) => w.truncate_suffix(*from),
-            Op::Compact(meta) => w.compact(meta.index),
-            Op::Snapshot(meta, data) => w.save_snapshot(*meta, data),
-            Op::Hard(hs) => w.set_hard_state(*hs),
-        };
-        vfs.disarm();
+        note(trace, format!("{step}: {op} (armed {armed})"));
+        m.begin(&op);
+        let r = apply(&mut w, &op);
+        fs.clear_faults();
         match r {
-            Ok(()) => match &op {
-                Op::Append(b) => m.log.extend(b.iter().cloned()),
-                Op::Sync => m.synced = m.last_index(),
-                Op::Truncate(from) => {
-                    m.log.truncate((from - m.base.index - 1) as usize);
-                    m.synced = m.last_index();
-                }
-                Op::Compact(meta) => {
-                    m.move_base(*meta);
-                    m.snapshot = None;
-                }
-                Op::Snapshot(meta, data) => {
-                    m.move_base(*meta);
-                    m.snapshot = Some((*meta, data.clone()));
-                }
-                Op::Hard(hs) => m.hard = *hs,
-            },
+            Ok(()) => m.complete(&op),
             Err(e) => {
                 failures += 1;
                 assert!(armed, "unexpected error: {e}");
                 assert!(matches!(e, Error::Io { .. }), "{e}");
                 assert!(w.is_poisoned());
                 assert!(matches!(w.sync(), Err(Error::Poisoned { .. })));
-                assert!(matches!(
-                    w.append(&[common::ent(w.last_index() + 1, w.last_term(), 1)]),
-                    Err(Error::Poisoned { .. })
-                ));
+                let next = common::ent(w.last_index() + 1, w.last_term(), 1);
+                assert!(matches!(w.append(&[next]), Err(Error::Poisoned { .. })));
+                m.fail(&op);
                 drop(w);
-                w = Wal::open_with(vfs.clone(), dir.path(), opts.clone()).unwrap();
-                let got = observe(&w);
-                note(
-                    trace,
-                    format!("{step}: failed ({e}); recovered last {}", got.last_index()),
-                );
-                judge(&m, &op, &got);
-                m = got;
+                let (reopened, got) = reopen_and_judge(&fs, &opts, &mut m);
+                w = reopened;
+                note(trace, format!("{step}: failed ({e}); {got}"));
             }
         }
         if rng.gen_bool(0.05) {
             note(trace, format!("{step}: sync, reopen"));
+            m.begin(&Op::Sync);
             w.sync().unwrap();
-            m.synced = m.last_index();
+            m.complete(&Op::Sync);
             drop(w);
-            w = Wal::open_with(vfs.clone(), dir.path(), opts.clone()).unwrap();
-            assert_eq!(observe(&w), m, "after a clean reopen");
+            let before = m.clone();
+            w = reopen_and_judge(&fs, &opts, &mut m).0;
+            assert_eq!(
+                (m.acked_last, m.hard, m.base),
+                (before.acked_last, before.hard, before.base),
+                "a clean reopen changed the acknowledged state"
+            );
         }
     }
     (ops, failures)

@@ -2,20 +2,55 @@
 //! (fsyncgate), so every later write is refused with `Error::Poisoned`; reads keep working;
 //! a reopen recovers the acknowledged state.
 //!
-//! The failures come from a small `Vfs` wrapper around `wal::io::StdVfs`
-//! (`common/failing_vfs.rs`) that fails the next file sync or write with EIO — enough for
-//! these tests, and independent of the `fault-inject` crate.
+//! The failures are `fault_inject::SimFs` faults (EIO on the next file sync or write); the
+//! reopen follows a power cut, so it sees only what reached the simulated disk.
 
 mod common;
 
-use std::path::Path;
-
-use common::failing_vfs::FailingVfs;
-use common::{assert_log, ent, small_opts};
+use common::sim::dir;
+use common::{ent, small_opts};
+use fault_inject::{Fault, SimFs, SyncFailure};
 use wal::{Entry, Error, HardState, SnapshotMeta, Wal};
 
+/// A file system whose next file sync fails with EIO, dropping the dirty pages (fsyncgate).
+fn fail_next_sync(fs: &SimFs) {
+    fs.inject(Fault::SyncEio {
+        after: 0,
+        path: None,
+        failure: SyncFailure::MarkClean,
+    });
+}
+
+fn fail_next_write(fs: &SimFs) {
+    fs.inject(Fault::WriteEio {
+        after: 0,
+        path: None,
+    });
+}
+
+/// Cuts power and reopens: what the WAL finds is what reached the disk.
+fn crash_and_reopen(fs: &SimFs, w: Wal<SimFs>) -> Wal<SimFs> {
+    drop(w);
+    fs.clear_faults();
+    fs.crash(7);
+    Wal::open_with(fs.clone(), dir(), small_opts()).unwrap()
+}
+
+/// Asserts that `w` holds exactly `expected` from index `first` on.
+fn assert_log(w: &Wal<SimFs>, first: u64, expected: &[Entry]) {
+    assert_eq!(w.first_index(), first, "first index");
+    assert_eq!(
+        w.last_index(),
+        first + expected.len() as u64 - 1,
+        "last index"
+    );
+    for e in expected {
+        assert_eq!(&w.entry(e.index).unwrap(), e, "entry {}", e.index);
+    }
+}
+
 /// Every mutating call must return `Error::Poisoned`, and reads of `acked` keep working.
-fn assert_poisoned(w: &mut Wal<FailingVfs>, acked: &[Entry]) {
+fn assert_poisoned(w: &mut Wal<SimFs>, acked: &[Entry]) {
     assert!(w.is_poisoned());
     let next = w.last_index() + 1;
     let term = w.last_term();
@@ -41,7 +76,7 @@ fn assert_poisoned(w: &mut Wal<FailingVfs>, acked: &[Entry]) {
     for (what, r) in results {
         match r {
             Err(Error::Poisoned { cause, .. }) => {
-                assert!(cause.contains("injected EIO"), "{cause}")
+                assert!(cause.contains("injected"), "{cause}")
             }
             other => panic!("{what} on a poisoned WAL: {other:?}"),
         }
@@ -57,8 +92,9 @@ fn assert_poisoned(w: &mut Wal<FailingVfs>, acked: &[Entry]) {
     assert_eq!(w.hard_state(), hs);
 }
 
-fn acked_wal(vfs: &FailingVfs, dir: &Path) -> (Wal<FailingVfs>, Vec<Entry>) {
-    let mut w = Wal::open_with(vfs.clone(), dir, small_opts()).unwrap();
+fn acked_wal(fs: &SimFs) -> (Wal<SimFs>, Vec<Entry>) {
+    fs.mkdir_durable(dir());
+    let mut w = Wal::open_with(fs.clone(), dir(), small_opts()).unwrap();
     w.set_hard_state(HardState {
         term: 1,
         vote: Some(1),
@@ -73,11 +109,10 @@ fn acked_wal(vfs: &FailingVfs, dir: &Path) -> (Wal<FailingVfs>, Vec<Entry>) {
 
 #[test]
 fn a_failed_segment_sync_poisons_and_reopen_recovers_the_acknowledged_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let vfs = FailingVfs::default();
-    let (mut w, acked) = acked_wal(&vfs, dir.path());
+    let fs = SimFs::new(1);
+    let (mut w, acked) = acked_wal(&fs);
     w.append(&[ent(61, 1, 50), ent(62, 1, 50)]).unwrap();
-    vfs.fail_next_sync();
+    fail_next_sync(&fs);
     let e = w.sync().unwrap_err();
     assert!(
         matches!(
@@ -90,8 +125,7 @@ fn a_failed_segment_sync_poisons_and_reopen_recovers_the_acknowledged_state() {
         "{e}"
     );
     assert_poisoned(&mut w, &acked);
-    drop(w);
-    let w = Wal::open(dir.path(), small_opts()).unwrap();
+    let w = crash_and_reopen(&fs, w);
     // The unacknowledged batch may or may not have reached the disk; the rest is intact.
     let mut all = acked.clone();
     if w.last_index() == 62 {
@@ -102,25 +136,22 @@ fn a_failed_segment_sync_poisons_and_reopen_recovers_the_acknowledged_state() {
 
 #[test]
 fn a_failed_write_poisons() {
-    let dir = tempfile::tempdir().unwrap();
-    let vfs = FailingVfs::default();
-    let (mut w, acked) = acked_wal(&vfs, dir.path());
+    let fs = SimFs::new(1);
+    let (mut w, acked) = acked_wal(&fs);
     w.append(&[ent(61, 1, 50)]).unwrap();
-    vfs.fail_next_write();
+    fail_next_write(&fs);
     let e = w.sync().unwrap_err();
     assert!(matches!(e, Error::Io { op: "write", .. }), "{e}");
     assert_poisoned(&mut w, &acked);
-    drop(w);
-    let w = Wal::open(dir.path(), small_opts()).unwrap();
+    let w = crash_and_reopen(&fs, w);
     assert_log(&w, 1, &acked);
 }
 
 #[test]
 fn a_failed_header_sync_poisons() {
-    let dir = tempfile::tempdir().unwrap();
-    let vfs = FailingVfs::default();
-    let (mut w, acked) = acked_wal(&vfs, dir.path());
-    vfs.fail_next_sync();
+    let fs = SimFs::new(1);
+    let (mut w, acked) = acked_wal(&fs);
+    fail_next_sync(&fs);
     let e = w
         .set_hard_state(HardState {
             term: 2,
@@ -129,8 +160,7 @@ fn a_failed_header_sync_poisons() {
         .unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e}");
     assert_poisoned(&mut w, &acked);
-    drop(w);
-    let w = Wal::open(dir.path(), small_opts()).unwrap();
+    let w = crash_and_reopen(&fs, w);
     let hs = w.hard_state();
     assert!(
         hs == HardState {
@@ -154,10 +184,9 @@ fn a_failed_sync_during_rotation_truncation_or_compaction_poisons() {
         ("compact", 2),
         ("save_snapshot", 3),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let vfs = FailingVfs::default();
-        let (mut w, acked) = acked_wal(&vfs, dir.path());
-        vfs.fail_next_sync();
+        let fs = SimFs::new(op);
+        let (mut w, acked) = acked_wal(&fs);
+        fail_next_sync(&fs);
         let r = match op {
             0 => w.append(&[ent(61, 1, 4000)]), // needs a new segment
             1 => w.truncate_suffix(30),
@@ -168,8 +197,7 @@ fn a_failed_sync_during_rotation_truncation_or_compaction_poisons() {
         // Reads of what is still in the log work.
         let keep = if op == 1 { &acked[..29] } else { &acked[30..] };
         assert_poisoned(&mut w, keep);
-        drop(w);
-        let w = Wal::open(dir.path(), small_opts()).unwrap();
+        let w = crash_and_reopen(&fs, w);
         // Every acknowledged entry still in the log's range is intact.
         assert!(w.last_index() >= if op == 1 { 29 } else { 60 }, "{what}");
         for e in &acked {

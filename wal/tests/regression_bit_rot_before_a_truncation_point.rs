@@ -30,10 +30,7 @@ fn entry(index: u64, fill: u8) -> Entry {
 #[test]
 fn flip_in_an_earlier_group_before_a_truncated_and_reappended_suffix_is_reported() {
     let dir = Path::new("/wal");
-    let opts = Options {
-        segment_size: 1 << 20,
-        ..Options::default()
-    };
+    let opts = Options::default().with_segment_size(1 << 20);
     let fs = SimFs::new(4);
     fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts.clone()).unwrap();

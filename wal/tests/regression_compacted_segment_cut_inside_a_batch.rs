@@ -41,10 +41,7 @@ fn batch(lo: u64, hi: u64) -> Vec<Entry> {
 fn a_segment_whose_removal_was_lost_may_end_inside_a_compacted_batch() {
     let dir = Path::new("/wal");
     // 8 KiB segments: 4 KiB of records, four 936-byte frames.
-    let opts = Options {
-        segment_size: 8192,
-        ..Options::default()
-    };
+    let opts = Options::default().with_segment_size(8192);
     let fs = SimFs::new(3760);
     fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts.clone()).unwrap();

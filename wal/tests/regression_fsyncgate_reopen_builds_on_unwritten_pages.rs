@@ -73,10 +73,7 @@ fn entries_synced_on_a_handle_reopened_after_a_failed_fsync_survive_a_power_cut(
         let w = Wal::open_with(
             fs.clone(),
             dir(),
-            Options {
-                recovery: RecoveryMode::TruncateCorrupt,
-                ..opts()
-            },
+            opts().with_recovery(RecoveryMode::TruncateCorrupt),
         )
         .unwrap();
         assert_eq!(w.last_index(), 12);

@@ -11,11 +11,9 @@
 use wal::{Entry, Error, Options, SnapshotMeta, Wal};
 
 fn opts(lazy_open: bool) -> Options {
-    Options {
-        segment_size: 8192,
-        lazy_open,
-        ..Options::default()
-    }
+    Options::default()
+        .with_segment_size(8192)
+        .with_lazy_open(lazy_open)
 }
 
 fn entry(index: u64) -> Entry {

@@ -10,10 +10,7 @@ use fault_inject::{CrashMode, Fault, SimFs};
 use wal::{Entry, Error, Options, Wal};
 
 fn opts(lazy_open: bool) -> Options {
-    Options {
-        lazy_open,
-        ..common::sim::opts(8192)
-    }
+    common::sim::opts(8192).with_lazy_open(lazy_open)
 }
 
 fn entry(index: u64) -> Entry {

@@ -36,11 +36,9 @@ fn state(w: &Wal<SimFs>) -> (u64, u64, Vec<Entry>) {
 #[test]
 fn crash_during_recovery_that_removes_two_segments_converges() {
     let dir = Path::new("/wal");
-    let opts = Options {
-        segment_size: 8192,
-        write_buffer: 256,
-        ..Options::default()
-    };
+    let opts = Options::default()
+        .with_segment_size(8192)
+        .with_write_buffer(256);
     let fs = SimFs::new(122);
     fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts.clone()).unwrap();

@@ -11,10 +11,7 @@
 use wal::{Entry, Options, Wal};
 
 fn opts() -> Options {
-    Options {
-        segment_size: 8192,
-        ..Options::default()
-    }
+    Options::default().with_segment_size(8192)
 }
 
 fn entries(lo: u64, hi: u64, term: u64) -> Vec<Entry> {

@@ -7,11 +7,9 @@
 use wal::{Entry, Error, Options, SnapshotMeta, Wal};
 
 fn opts(lazy_open: bool) -> Options {
-    Options {
-        segment_size: 8192,
-        lazy_open,
-        ..Options::default()
-    }
+    Options::default()
+        .with_segment_size(8192)
+        .with_lazy_open(lazy_open)
 }
 
 #[test]

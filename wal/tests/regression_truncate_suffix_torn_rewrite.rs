@@ -28,11 +28,9 @@ fn entry(index: u64) -> Entry {
 
 fn check_truncation_tears(write_buffer: usize, from: u64) {
     let dir = Path::new("/wal");
-    let opts = Options {
-        segment_size: 8192,
-        write_buffer,
-        ..Options::default()
-    };
+    let opts = Options::default()
+        .with_segment_size(8192)
+        .with_write_buffer(write_buffer);
     let fs = SimFs::new(4);
     fs.mkdir_durable(dir);
     let mut w = Wal::open_with(fs.clone(), dir, opts.clone()).unwrap();

@@ -15,10 +15,7 @@ use wal::io::Vfs;
 use wal::{Entry, HardState, Options, Wal};
 
 fn opts() -> Options {
-    Options {
-        segment_size: 8192,
-        ..Options::default()
-    }
+    Options::default().with_segment_size(8192)
 }
 
 #[test]

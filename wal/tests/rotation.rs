@@ -64,14 +64,7 @@ fn a_batch_larger_than_a_segment_gets_a_segment_of_its_own() {
 #[test]
 fn one_fdatasync_per_sync_without_rotation() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::open(
-        dir.path(),
-        Options {
-            segment_size: 1 << 20,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let mut w = Wal::open(dir.path(), Options::default().with_segment_size(1 << 20)).unwrap();
     w.append_sync(&ents(1, 1, 1)).unwrap(); // creates the first segment
     for (round, next) in (2..22).enumerate() {
         let before = w.stats();
@@ -91,14 +84,7 @@ fn one_fdatasync_per_sync_without_rotation() {
 #[test]
 fn group_commit_n_appends_one_sync_one_fdatasync() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::open(
-        dir.path(),
-        Options {
-            segment_size: 1 << 20,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let mut w = Wal::open(dir.path(), Options::default().with_segment_size(1 << 20)).unwrap();
     w.append_sync(&ents(1, 1, 1)).unwrap();
     let before = w.stats();
     let mut next = 2;
@@ -182,15 +168,13 @@ fn reopening_with_another_segment_size_or_preallocation() {
     .into_iter()
     .enumerate()
     {
-        let opts = Options {
-            segment_size: size,
-            prepare: if prealloc {
+        let opts = Options::default()
+            .with_segment_size(size)
+            .with_prepare(if prealloc {
                 wal::SegmentPrepare::default()
             } else {
                 wal::SegmentPrepare::Grow
-            },
-            ..Options::default()
-        };
+            });
         let mut w = Wal::open(dir.path(), opts.clone()).unwrap();
         assert_log(&w, 1, &all);
         let lo = all.len() as u64 + 1;

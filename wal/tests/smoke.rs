@@ -11,10 +11,7 @@ fn e(index: u64, term: u64) -> Entry {
 #[test]
 fn smoke_roundtrip_rotation_truncate_compact() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        segment_size: 8192,
-        ..Options::default()
-    };
+    let opts = Options::default().with_segment_size(8192);
     let mut w = Wal::open(dir.path(), opts.clone()).unwrap();
     w.set_hard_state(HardState {
         term: 1,

@@ -10,11 +10,9 @@ use common::ent;
 use wal::{Entry, Options, SegmentPrepare, Wal};
 
 fn opts(prepare: SegmentPrepare) -> Options {
-    Options {
-        segment_size: 16 << 10,
-        prepare,
-        ..Options::default()
-    }
+    Options::default()
+        .with_segment_size(16 << 10)
+        .with_prepare(prepare)
 }
 
 fn files(dir: &Path) -> Vec<String> {
@@ -137,11 +135,9 @@ fn a_spare_holding_a_segment_header_is_not_part_of_the_log() {
 #[test]
 fn dropping_the_log_stops_a_background_fill_and_releases_the_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let big = Options {
-        segment_size: 64 << 20,
-        prepare: SegmentPrepare::ZeroFillBackground,
-        ..Options::default()
-    };
+    let big = Options::default()
+        .with_segment_size(64 << 20)
+        .with_prepare(SegmentPrepare::ZeroFillBackground);
     for round in 0..3 {
         let mut w = Wal::open(dir.path(), big.clone()).unwrap();
         let lo = w.last_index() + 1;
@@ -175,11 +171,9 @@ const SEG: u64 = 8 << 20;
 
 /// A fresh directory and background-fill options with [`SEG`] segments.
 fn paced_log() -> (tempfile::TempDir, Options) {
-    let o = Options {
-        segment_size: SEG,
-        prepare: SegmentPrepare::ZeroFillBackground,
-        ..Options::default()
-    };
+    let o = Options::default()
+        .with_segment_size(SEG)
+        .with_prepare(SegmentPrepare::ZeroFillBackground);
     (tempfile::tempdir().unwrap(), o)
 }
 

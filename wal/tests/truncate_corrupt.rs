@@ -8,10 +8,7 @@ use common::{assert_log, ent, segment_files, small_opts};
 use wal::{Entry, Error, Options, RecoveryMode, Wal};
 
 fn truncating() -> Options {
-    Options {
-        recovery: RecoveryMode::TruncateCorrupt,
-        ..small_opts()
-    }
+    small_opts().with_recovery(RecoveryMode::TruncateCorrupt)
 }
 
 /// Entries 1..=60 in batches of 5 (one sync each), ~4 segments.

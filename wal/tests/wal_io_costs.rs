@@ -10,10 +10,7 @@ fn setup() -> (SimFs, Wal<SimFs>) {
     let fs = SimFs::new(0);
     let dir = Path::new("/wal");
     fs.mkdir_durable(dir);
-    let opts = Options {
-        segment_size: 1 << 20,
-        ..Options::default()
-    };
+    let opts = Options::default().with_segment_size(1 << 20);
     let w = Wal::open_with(fs.clone(), dir, opts).unwrap();
     (fs, w)
 }

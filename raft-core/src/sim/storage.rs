@@ -44,12 +44,10 @@ pub const WAL_DIR: &str = "/raft";
 /// WAL options for the simulator: small segments, no preallocation (the simulated disk
 /// lives in memory).
 pub fn sim_wal_options() -> Options {
-    Options {
-        segment_size: 8 << 10,
-        prepare: wal::SegmentPrepare::Grow,
-        write_buffer: 64 << 10,
-        ..Options::default()
-    }
+    Options::default()
+        .with_segment_size(8 << 10)
+        .with_prepare(wal::SegmentPrepare::Grow)
+        .with_write_buffer(64 << 10)
 }
 
 /// The record bytes one segment of the simulator's WAL holds when it is full of the

@@ -83,10 +83,7 @@ fn one(
     let open = |dir: &Path, lazy: bool| -> raftwal_benches::Result<(Duration, Option<u64>)> {
         match system {
             System::Raftwal => {
-                let opts = wal::Options {
-                    lazy_open: lazy,
-                    ..plan.wal_opts.clone()
-                };
+                let opts = plan.wal_opts.clone().with_lazy_open(lazy);
                 let (took, report) = rec::open_raftwal(dir, &opts)?;
                 if report.entries != entries {
                     return Err(

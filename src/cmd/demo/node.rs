@@ -68,10 +68,7 @@ pub(super) fn node_dir(root: &Path, id: usize) -> PathBuf {
 }
 
 pub(super) fn wal_options() -> Options {
-    Options {
-        segment_size: SEGMENT_SIZE,
-        ..Options::default()
-    }
+    Options::default().with_segment_size(SEGMENT_SIZE)
 }
 
 /// Hands `applies` to the service and the verifier; maybe snapshots. Returns an error

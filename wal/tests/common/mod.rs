@@ -1,7 +1,6 @@
 //! Helpers shared by the `wal` integration tests.
 #![allow(dead_code)]
 
-pub mod failing_vfs;
 pub mod sim;
 
 use std::path::Path;
@@ -10,10 +9,7 @@ use wal::{Entry, Options, Wal};
 
 /// Options with small segments so tests rotate often.
 pub fn small_opts() -> Options {
-    Options {
-        segment_size: 8192,
-        ..Options::default()
-    }
+    Options::default().with_segment_size(8192)
 }
 
 /// A deterministic payload for `(index, term)` of `len` bytes.

@@ -14,10 +14,7 @@ pub fn dir() -> &'static Path {
 
 /// Default options with segments of `segment_size` bytes (8 KiB holds 4 KiB of records).
 pub fn opts(segment_size: u64) -> Options {
-    Options {
-        segment_size,
-        ..Options::default()
-    }
+    Options::default().with_segment_size(segment_size)
 }
 
 /// Entry `index` of term `term`: `len` bytes, each the index's low byte.
