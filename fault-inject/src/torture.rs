@@ -88,11 +88,9 @@ impl Default for TortureConfig {
     fn default() -> Self {
         TortureConfig {
             seed: 0,
-            opts: Options {
-                segment_size: 8192,
-                write_buffer: 1024,
-                ..Options::default()
-            },
+            opts: Options::default()
+                .with_segment_size(8192)
+                .with_write_buffer(1024),
             max_ops_per_cycle: 30,
             fault_rate: 0.3,
             recovery_crash_rate: 0.25,
@@ -746,10 +744,7 @@ impl Torture {
                 return Ok(done);
             }
         }
-        let full = wal::Options {
-            lazy_open: false,
-            ..self.cfg.opts.clone()
-        };
+        let full = self.cfg.opts.clone().with_lazy_open(false);
         let Some(rec) = self.open_after_flip(fork, full, &where_)? else {
             return Ok(());
         };
@@ -903,8 +898,19 @@ impl Torture {
         if segs.is_empty() {
             return Ok(());
         }
-        let (name, len) = segs[self.rng.gen_range(0..segs.len())].clone();
-        let offset = self.rng.gen_range(0..len) / 512 * 512;
+        // A third of the probes aim at a HEADER slot's sector: an unreadable slot makes open
+        // rewrite the header whole, a path worth following (see
+        // `rot_a_slot_of_a_rewritten_header`).
+        let header = segs.iter().find(|(n, _)| n == "HEADER").cloned();
+        let (name, len) = match header {
+            Some(h) if self.rng.gen_bool(0.33) => h,
+            _ => segs[self.rng.gen_range(0..segs.len())].clone(),
+        };
+        let offset = if name == "HEADER" && self.rng.gen_bool(0.75) {
+            [0, 4096][self.rng.gen_range(0..2)]
+        } else {
+            self.rng.gen_range(0..len) / 512 * 512
+        };
         fork.inject(Fault::ReadEio {
             path: name.clone(),
             offset,
@@ -913,10 +919,14 @@ impl Torture {
         let model = self.runner.model.clone();
         let at = format!("{name}@{offset}");
         let persistent = self.rng.gen_bool(0.5);
+        let unopened = (name == "HEADER").then(|| fork.fork());
         match Wal::open_with(fork.clone(), &self.cfg.dir, self.cfg.opts.clone()) {
             Ok(w) => {
                 self.check_reads_under_eio(&w, &model, &at)?;
                 drop(w);
+                if let Some(copy) = unopened {
+                    self.rot_a_slot_of_a_rewritten_header(copy, &model, &at)?;
+                }
                 if persistent {
                     self.work_under_persistent_eio(&fork.fork(), &model, &at)?;
                 }
@@ -1011,6 +1021,61 @@ impl Torture {
                  than an I/O error: {e}"
             ))),
         }
+    }
+}
+
+impl Torture {
+    /// On a copy of the machine with a HEADER sector unreadable: open (which then rewrites
+    /// the header whole), a synced append, a power cut, then bit rot in either slot. The
+    /// rewrite gave both slots the same state, so open must recover the acknowledged state
+    /// from the other — never refuse it as a rollback.
+    fn rot_a_slot_of_a_rewritten_header(
+        &mut self,
+        fs: SimFs,
+        model: &Model,
+        at: &str,
+    ) -> Result<(), Violation> {
+        let mut runner = Runner::new(fs.clone(), &self.cfg.dir, self.cfg.opts.clone());
+        runner.model = model.clone();
+        if runner.open().is_err() {
+            return Ok(()); // judged by the caller on its own copy
+        }
+        let mut rng = StdRng::seed_from_u64(self.rng.gen());
+        let op = Op::Append(next_entries(&runner.model, &mut rng, 2, 0..=64));
+        for op in [op, Op::Sync] {
+            if runner.apply(&op).is_err() {
+                return Ok(()); // a persistent read error may fail it: judged by the caller
+            }
+        }
+        runner.wal = None;
+        fs.clear_faults();
+        fs.crash(self.rng.gen());
+        let header = self.cfg.dir.join("HEADER");
+        let slot = if self.rng.gen_bool(0.5) { 0 } else { 4096 };
+        let offset = slot + self.rng.gen_range(0..512);
+        if fs
+            .flip_bit(&header, offset, self.rng.gen_range(0..8))
+            .is_err()
+        {
+            return Ok(());
+        }
+        self.probe_faults.bit_flips += 1;
+        let rec = Wal::open_with(fs, &self.cfg.dir, self.cfg.opts.clone())
+            .and_then(|w| Recovered::read(&w))
+            .map_err(|e| {
+                self.violation(format!(
+                    "the header rewritten at open after a read error at {at}, then bit rot \
+                     at HEADER byte {offset}: open refused although the other slot holds the \
+                     same state: {e}"
+                ))
+            })?;
+        check(&runner.model, &rec).map(drop).map_err(|e| {
+            self.violation(format!(
+                "the header rewritten at open after a read error at {at}, then bit rot at \
+                 HEADER byte {offset}: {e}; {}",
+                rec.summary()
+            ))
+        })
     }
 }
 

@@ -512,16 +512,18 @@ impl<F: VfsFile> HeaderFile<F> {
     }
 
     /// Durably replaces the whole file with one in the current layout holding `state` in
-    /// both slots (new sequence numbers), renamed over the old one, the directory synced.
+    /// both slots under one new sequence number, renamed over the old one, the directory synced.
     pub(crate) fn rewrite<V: Vfs<File = F>>(
         &mut self,
         vfs: &V,
         dir: &Path,
         state: HeaderState,
     ) -> Result<()> {
-        let older = self.next_seq()?;
-        let newer = older.checked_add(1).ok_or_else(|| self.exhausted())?;
-        *self = Self::write_new(vfs, dir, [Some((older, state)), Some((newer, state))])?;
+        // One sequence in both slots, as `update_both` writes: records appended afterwards
+        // carry it, so rot in either slot leaves the other's identical state and no
+        // evidence of a rollback.
+        let seq = self.next_seq()?;
+        *self = Self::write_new(vfs, dir, [Some((seq, state)), Some((seq, state))])?;
         Ok(())
     }
 
