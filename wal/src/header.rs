@@ -31,9 +31,10 @@
 //! An update writes the slot that is *not* current with the next sequence number and
 //! `fdatasync`s the file: one sync per term/vote change; a crash mid-write leaves the
 //! current slot valid. An update that reshapes the log (truncation, compaction, snapshot,
-//! open) then writes the same state into the other slot under the same
-//! sequence, a second sync, so that neither slot is the only record of it. The file is created whole under a temporary name, synced, and renamed into place,
-//! so a `HEADER` that exists always had both slots' pages durable.
+//! open) then writes the same state into the other slot under the same sequence, a second
+//! sync, so that neither slot is the only record of it. The file is created whole under a
+//! temporary name, synced, and renamed into place, so a `HEADER` that exists always had
+//! both slots' pages durable.
 
 use std::path::Path;
 

@@ -4,7 +4,8 @@
 //! on stable storage before a server answers an RPC. This crate keeps them there:
 //!
 //! - **term and vote** (and the snapshot base) in a small header file with two checksummed
-//!   slots, updated with exactly one `fdatasync` per change ([`Wal::set_hard_state`]);
+//!   slots, updated with exactly one `fdatasync` per term/vote change
+//!   ([`Wal::set_hard_state`]; a new base or a truncation writes both, an `fdatasync` each);
 //! - **log entries** in segment files, every record checksummed together with its segment's
 //!   identity and its index, appended in batches made durable with one `fdatasync` per
 //!   [`Wal::sync`] however many batches were appended (group commit);

@@ -2,9 +2,10 @@
 //!
 //! File layout: a 64-byte segment header (see `format::seg`) padded with zeros to 4 KiB,
 //! then record frames (see `format::rec`) from offset 4096, then zeros up to the
-//! preallocated size. A segment is created under `<name>.tmp` with its header written,
-//! preallocated and synced, then renamed into place and the directory synced — so every
-//! `<first-index>.wal` has a durable, valid header.
+//! preallocated size (none under `SegmentPrepare::Grow`). A segment is created under
+//! `<name>.tmp` with its header written, preallocated and synced, or made from the spare
+//! (`crate::spare`: header written and synced), then renamed into place and the directory
+//! synced — so every `<first-index>.wal` has a durable, valid header.
 //!
 //! The in-memory index costs 4 bytes per entry (the record's offset, `u32`) plus 16 bytes per
 //! run of equal terms. A sealed segment that open did not scan (`Options::lazy_open`) builds

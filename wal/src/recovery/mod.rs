@@ -24,8 +24,9 @@
 //!   it are durable.
 //! - Otherwise everything from `P` on belongs to the last sync group, whose fdatasync may
 //!   never have completed: a **torn tail**, whatever the bytes (zeros, garbage, reordered
-//!   sectors). The log is cut at the end of the last complete batch before `P`, and later
-//!   segments are removed.
+//!   sectors). The log is cut at the end of the last complete batch before `P` (or after
+//!   the last accepted record, when a later sync group proves its batch was cut short:
+//!   [`decide`]), and later segments are removed.
 //!
 //! Limit: damage confined to the last sync group looks exactly like a torn write of that
 //! group, so it is cut as one (and logged with the entries dropped). Nothing on disk can tell
