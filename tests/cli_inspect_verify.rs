@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use wal::{Entry, HardState, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, HardState, Options, SnapshotMeta, Wal};
 
 fn raftwal(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_raftwal"))

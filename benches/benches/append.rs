@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
+use raftwal::{Options, Wal};
 use raftwal_benches::fixtures::fresh_wal;
 use raftwal_benches::workload::{human_size, renumber, wal_batch, Cell, ENTRY_SIZES};
-use wal::{Options, Wal};
 
 /// Compacts away everything but the last entry once the log holds more than this many
 /// payload bytes (keeps disk use bounded; untimed).

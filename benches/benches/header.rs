@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use raftwal::{HardState, Options};
 use raftwal_benches::fixtures::fresh_wal;
-use wal::{HardState, Options};
 
 fn set_hard_state(c: &mut Criterion) {
     let mut g = c.benchmark_group("header");

@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use raftwal::Options;
 use raftwal_benches::fixtures::{fill, fresh_wal};
-use wal::Options;
 
 const ENTRIES: u64 = 200_000;
 const ENTRY_SIZE: usize = 256;

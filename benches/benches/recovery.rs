@@ -13,10 +13,10 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
+use raftwal::Options;
 use raftwal_benches::fixtures::tempdir;
 use raftwal_benches::recovery::{build_raftwal, damage_tail, open_raftwal, Tail};
 use raftwal_benches::workload::human_size;
-use wal::Options;
 
 const ENTRY_SIZE: usize = 1024;
 
@@ -40,7 +40,7 @@ fn recovery(c: &mut Criterion) {
 }
 
 fn torn_tail(c: &mut Criterion) {
-    let opts = Options::default().with_prepare(wal::SegmentPrepare::Allocate);
+    let opts = Options::default().with_prepare(raftwal::SegmentPrepare::Allocate);
     let mut g = c.benchmark_group("recovery/torn_tail");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(200))

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use raftwal::Options;
 use raftwal_benches::fixtures::{fill, fresh_wal};
-use wal::Options;
 
 const ENTRY_SIZE: usize = 256;
 

@@ -21,10 +21,10 @@
 
 use std::time::Instant;
 
+use raftwal::{Options, Wal};
 use raftwal_benches::fixtures::tempdir;
 use raftwal_benches::recovery::{build_raftwal, open_raftwal};
 use raftwal_benches::workload::{renumber, wal_batch, Cell};
-use wal::{Options, Wal};
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
     args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -42,9 +42,9 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 arg(&args, 4, 2000),
             );
             let prepare = match args.get(5).map(String::as_str) {
-                None | Some("background") => wal::SegmentPrepare::ZeroFillBackground,
-                Some("zero") => wal::SegmentPrepare::ZeroFill,
-                Some("allocate") => wal::SegmentPrepare::Allocate,
+                None | Some("background") => raftwal::SegmentPrepare::ZeroFillBackground,
+                Some("zero") => raftwal::SegmentPrepare::ZeroFill,
+                Some("allocate") => raftwal::SegmentPrepare::Allocate,
                 Some(other) => return Err(format!("unknown prepare mode {other}").into()),
             };
             let opts = Options::default().with_prepare(prepare);

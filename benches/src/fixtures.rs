@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use raftwal::{Options, Wal};
 use tempfile::TempDir;
-use wal::{Options, Wal};
 
 use crate::workload::{renumber, wal_batch, Cell};
 use crate::Result;

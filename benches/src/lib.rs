@@ -6,7 +6,7 @@
 //! - [`latency`]: percentiles of per-batch latencies.
 //! - [`raw`]: the physical limit: a plain loop of `pwrite` + `fdatasync` of the same bytes in
 //!   the same batches to a preallocated file.
-//! - [`raftwal`]: the same workload through [`wal::Wal`] (and [`wal::group_commit`] for
+//! - [`raftwal`](mod@raftwal): the same workload through `raftwal::Wal` (and `raftwal::GroupCommit` for
 //!   several writers).
 //! - `raft_engine` (feature `raft-engine`): the same workload through tikv's raft-engine.
 //! - [`recovery`]: logs of a given size, reopened warm or cold, for open-time measurements.

@@ -1,13 +1,13 @@
-//! The workload through raftwal: [`wal::Wal`] for one writer (append a batch, `sync`), and
-//! [`wal::group_commit::GroupCommit`] for several writers sharing one log.
+//! The workload through raftwal: [`raftwal::Wal`] for one writer (append a batch, `sync`), and
+//! [`raftwal::group_commit::GroupCommit`] for several writers sharing one log.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use wal::group_commit::GroupCommit;
-use wal::{Options, Wal};
+use raftwal::group_commit::GroupCommit;
+use raftwal::{Options, Wal};
 
 use crate::latency::Latencies;
 use crate::workload::{renumber, wal_batch, Budget, Cell, Sample, Session};
@@ -23,7 +23,7 @@ enum Log {
     /// One writer: append a batch, `sync`, repeat.
     Single {
         wal: Box<Wal>,
-        batch: Vec<wal::Entry>,
+        batch: Vec<raftwal::Entry>,
     },
     /// Several writers through one [`GroupCommit`].
     Shared(Arc<GroupCommit>),
@@ -62,7 +62,7 @@ impl Session for WalSession {
 fn run_single(
     cell: &Cell,
     wal: &mut Wal,
-    batch: &mut [wal::Entry],
+    batch: &mut [raftwal::Entry],
     budget: &Budget,
 ) -> Result<Sample> {
     let before = wal.stats();
@@ -162,7 +162,7 @@ mod tests {
         };
         let opts = Options::default()
             .with_segment_size(1 << 20)
-            .with_prepare(wal::SegmentPrepare::Allocate);
+            .with_prepare(raftwal::SegmentPrepare::Allocate);
         for writers in [1, 3] {
             let dir = tempfile::tempdir().unwrap();
             let cell = Cell {

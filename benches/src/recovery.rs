@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use wal::{Options, RecoveryReport, Wal};
+use raftwal::{Options, RecoveryReport, Wal};
 
 use crate::workload::{renumber, wal_batch, Cell};
 use crate::Result;

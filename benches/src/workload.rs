@@ -13,13 +13,13 @@ pub const BATCH_SIZES: [usize; 4] = [1, 8, 64, 512];
 pub const WRITERS: [usize; 3] = [1, 4, 16];
 
 /// Bytes raftwal writes for one entry: a 40-byte record header, then the payload padded to
-/// 8 bytes (`wal`'s record frame, format 3). The raw loop writes exactly as many bytes, so
+/// 8 bytes (`raftwal`'s record frame, format 3). The raw loop writes exactly as many bytes, so
 /// the limit it measures is for the same byte stream.
 pub const fn frame_len(entry_size: usize) -> usize {
     (RECORD_HEADER + entry_size + 7) & !7
 }
 
-/// Bytes of a record header in `wal`'s format.
+/// Bytes of a record header in `raftwal`'s format.
 pub const RECORD_HEADER: usize = 40;
 
 /// One cell of the grid.
@@ -211,9 +211,9 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// One batch of `cell.batch` raftwal entries with payloads, indices to be filled in.
-pub fn wal_batch(cell: &Cell, seed: u64) -> Vec<wal::Entry> {
+pub fn wal_batch(cell: &Cell, seed: u64) -> Vec<raftwal::Entry> {
     (0..cell.batch)
-        .map(|i| wal::Entry {
+        .map(|i| raftwal::Entry {
             index: 0,
             term: 1,
             data: payload(cell.entry_size, seed ^ (i as u64) << 20),
@@ -223,7 +223,7 @@ pub fn wal_batch(cell: &Cell, seed: u64) -> Vec<wal::Entry> {
 
 /// Sets consecutive indices starting at `first`.
 #[inline]
-pub fn renumber(batch: &mut [wal::Entry], first: u64) {
+pub fn renumber(batch: &mut [raftwal::Entry], first: u64) {
     for (i, e) in batch.iter_mut().enumerate() {
         e.index = first + i as u64;
     }

@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use wal::io::Vfs;
-use wal::{Entry, HardState, SnapshotMeta, Wal};
+use raftwal::io::Vfs;
+use raftwal::{Entry, HardState, SnapshotMeta, Wal};
 
 use crate::model::{Model, Op};
 
@@ -33,7 +33,7 @@ pub struct Recovered {
 
 impl Recovered {
     /// Reads the whole state of `wal`.
-    pub fn read<V: Vfs>(wal: &Wal<V>) -> wal::Result<Recovered> {
+    pub fn read<V: Vfs>(wal: &Wal<V>) -> raftwal::Result<Recovered> {
         let base = wal.snapshot_meta();
         let first = wal.first_index();
         let last = wal.last_index();

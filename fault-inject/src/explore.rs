@@ -13,9 +13,9 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+use raftwal::{Options, Wal};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::{Options, Wal};
 
 use crate::check::{check, Recovered, Violation};
 use crate::crash::{

@@ -17,7 +17,7 @@
 
 use std::fmt::Write as _;
 
-use wal::{Entry, HardState, SnapshotMeta};
+use raftwal::{Entry, HardState, SnapshotMeta};
 
 use crate::model::{Model, Op};
 

@@ -1,7 +1,7 @@
-//! # fault-inject — a power-loss file system for crash-testing raftwal
+//! # raftwal-fault — a power-loss file system for crash-testing raftwal
 //!
-//! [`SimFs`] implements the WAL's I/O seam ([`wal::io::Vfs`], [`wal::io::VfsFile`]) in memory, with a
-//! page cache a power cut can tear, as `docs/FAULT-MODEL.md` of the repository describes:
+//! [`SimFs`] implements the WAL's I/O seam ([`raftwal::io::Vfs`],
+//! [`raftwal::io::VfsFile`]) in memory, with a page cache a power cut can tear, as `docs/FAULT-MODEL.md` of the repository describes:
 //!
 //! - per file, the durable image and the ordered list of unsynced operations; `sync_data` /
 //!   `sync_all` make them durable, reads see the cache;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use wal::{Entry, HardState, SnapshotMeta};
+use raftwal::{Entry, HardState, SnapshotMeta};
 
 /// One call of the WAL's API, as the workloads issue them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,10 +12,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use raftwal::io::StdVfs;
+use raftwal::{Options, Wal};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use wal::io::StdVfs;
-use wal::{Options, Wal};
 
 use crate::check::{check, promote, Recovered};
 use crate::journal::{intent_line, replay, DONE_LINE};

@@ -91,7 +91,7 @@ impl SimFile {
     }
 }
 
-impl wal::io::VfsFile for SimFile {
+impl raftwal::io::VfsFile for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut st = self.state()?;
         let path = st

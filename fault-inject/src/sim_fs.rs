@@ -1,5 +1,5 @@
 //! [`SimFs`]: the simulated file system's public face — setup, faults, power cuts, forks,
-//! inspection. Its state lives in `disk.rs`, its `wal::io::Vfs` calls in `sim_vfs.rs`.
+//! inspection. Its state lives in `disk.rs`, its `raftwal::io::Vfs` calls in `sim_vfs.rs`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
@@ -451,7 +451,7 @@ impl Inner {
 mod tests {
     use std::io::ErrorKind;
 
-    use wal::io::{OpenMode, Vfs, VfsFile};
+    use raftwal::io::{OpenMode, Vfs, VfsFile};
 
     use super::*;
     use crate::crash::{FileCrash, TornFill, TornWrite};

@@ -1,4 +1,4 @@
-//! `SimFs` as the WAL's I/O seam: the `wal::io::Vfs` calls on the simulated machine.
+//! `SimFs` as the WAL's I/O seam: the `raftwal::io::Vfs` calls on the simulated machine.
 
 use std::io;
 use std::path::Path;
@@ -11,7 +11,7 @@ use crate::namespace::DirOp;
 use crate::sim_file::SimFile;
 use crate::sim_fs::SimFs;
 
-impl wal::io::Vfs for SimFs {
+impl raftwal::io::Vfs for SimFs {
     type File = SimFile;
     type Lock = SimLock;
 
@@ -36,11 +36,13 @@ impl wal::io::Vfs for SimFs {
         Ok(())
     }
 
-    fn open(&self, path: &Path, mode: wal::io::OpenMode) -> io::Result<SimFile> {
+    fn open(&self, path: &Path, mode: raftwal::io::OpenMode) -> io::Result<SimFile> {
         let mut st = self.state();
         let ino = match mode {
-            wal::io::OpenMode::Read | wal::io::OpenMode::ReadWrite => st.disk.lookup(path)?,
-            wal::io::OpenMode::CreateNew => {
+            raftwal::io::OpenMode::Read | raftwal::io::OpenMode::ReadWrite => {
+                st.disk.lookup(path)?
+            }
+            raftwal::io::OpenMode::CreateNew => {
                 let ino = st.disk.create(path)?;
                 st.served(|| format!("create {}", path.display()));
                 ino
@@ -51,7 +53,7 @@ impl wal::io::Vfs for SimFs {
             ino,
             epoch: st.disk.epoch,
             path: path.to_path_buf(),
-            writable: mode != wal::io::OpenMode::Read,
+            writable: mode != raftwal::io::OpenMode::Read,
         })
     }
 

@@ -22,10 +22,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
+use raftwal::io::Vfs;
+use raftwal::{Options, SnapshotMeta, Wal};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::io::Vfs;
-use wal::{Options, SnapshotMeta, Wal};
 
 use crate::check::{check, must_reach, promote, Recovered, Violation};
 use crate::crash::{CrashMode, Overwrite, Writeback};
@@ -291,7 +291,7 @@ impl Torture {
 
     /// Issues `n` random operations. Returns the call an injected fault made fail, if one
     /// did; a failure without a fault, or a fault swallowed by an `Ok`, is a violation.
-    fn run_ops(&mut self, n: u32) -> Result<Option<(Op, wal::Error)>, Violation> {
+    fn run_ops(&mut self, n: u32) -> Result<Option<(Op, raftwal::Error)>, Violation> {
         for _ in 0..n {
             let op = match self.aimed.take() {
                 Some(op) => op,
@@ -374,7 +374,7 @@ impl Torture {
 
     /// After a failed call: later writes refused, reads still served, reopen loses nothing
     /// acknowledged, and then a power cut and a checked recovery.
-    fn after_io_error(&mut self, failed: &Op, err: &wal::Error) -> Result<(), Violation> {
+    fn after_io_error(&mut self, failed: &Op, err: &raftwal::Error) -> Result<(), Violation> {
         self.stats.poison_checks += 1;
         let model = self.runner.model.clone();
         let probes = [
@@ -384,7 +384,7 @@ impl Torture {
         ];
         for probe in &probes {
             match self.runner.call(probe) {
-                Err(wal::Error::Poisoned { .. }) => {}
+                Err(raftwal::Error::Poisoned { .. }) => {}
                 other => {
                     return Err(self.violation(format!(
                         "after `{failed}` failed ({err}), `{probe}` was not refused with \
@@ -411,7 +411,7 @@ impl Torture {
             let got = self.runner.wal.as_ref().map(|w| w.entry(i));
             let want = model.log.get(&i);
             let ok = matches!((&got, want), (Some(Ok(g)), Some(w)) if g == w);
-            let enospc = matches!(err, wal::Error::Io { source, .. }
+            let enospc = matches!(err, raftwal::Error::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::StorageFull);
             if !ok && enospc {
                 return Err(self.violation(format!(
@@ -931,7 +931,7 @@ impl Torture {
                     self.work_under_persistent_eio(&fork.fork(), &model, &at)?;
                 }
             }
-            Err(wal::Error::Io { .. }) if name != "HEADER" => {}
+            Err(raftwal::Error::Io { .. }) if name != "HEADER" => {}
             Err(e) => {
                 return Err(self.violation(format!(
                     "with a read error at {at}, open failed with something other than an \
@@ -965,7 +965,7 @@ impl Torture {
         model: &Model,
         at: &str,
     ) -> Result<(), Violation> {
-        let header_rollback = |hs: wal::HardState| {
+        let header_rollback = |hs: raftwal::HardState| {
             hs.term < model.hard.term || (hs.term == model.hard.term && hs.vote.is_none())
         };
         if w.hard_state() != model.hard && !header_rollback(w.hard_state()) {
@@ -978,7 +978,7 @@ impl Torture {
         for i in w.first_index()..=w.last_index() {
             match (w.entry(i), model.log.get(&i)) {
                 (Ok(got), Some(want)) if &got == want => {}
-                (Err(wal::Error::Io { .. }), _) => {}
+                (Err(raftwal::Error::Io { .. }), _) => {}
                 (got, want) => {
                     return Err(self.violation(format!(
                         "with a read error at {at}, entry({i}) gave {got:?}, appended {want:?}"
@@ -1015,7 +1015,7 @@ impl Torture {
         runner.wal = None;
         match Wal::open_with(fork.clone(), &self.cfg.dir, self.cfg.opts.clone()) {
             Ok(w) => self.check_reads_under_eio(&w, &runner.model, at),
-            Err(wal::Error::Io { .. }) => Ok(()),
+            Err(raftwal::Error::Io { .. }) => Ok(()),
             Err(e) => Err(self.violation(format!(
                 "with a persistent read error at {at}, reopen failed with something other \
                  than an I/O error: {e}"

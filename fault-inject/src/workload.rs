@@ -4,10 +4,10 @@
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+use raftwal::io::Vfs;
+use raftwal::{Entry, HardState, Options, SnapshotMeta, Wal};
 use rand::rngs::StdRng;
 use rand::Rng;
-use wal::io::Vfs;
-use wal::{Entry, HardState, Options, SnapshotMeta, Wal};
 
 use crate::model::{Model, Op};
 
@@ -38,14 +38,14 @@ impl<V: Vfs> Runner<V> {
     }
 
     /// Opens the WAL (dropping any open handle first), without touching the model.
-    pub fn open(&mut self) -> wal::Result<&mut Wal<V>> {
+    pub fn open(&mut self) -> raftwal::Result<&mut Wal<V>> {
         self.wal = None;
         let w = Wal::open_with(self.vfs.clone(), &self.dir, self.opts.clone())?;
         Ok(self.wal.insert(w))
     }
 
     /// Issues `op`; on `Ok` the model acknowledges it, on `Err` it stays in flight.
-    pub fn apply(&mut self, op: &Op) -> wal::Result<()> {
+    pub fn apply(&mut self, op: &Op) -> raftwal::Result<()> {
         self.model.begin(op);
         let result = self.call(op);
         match &result {
@@ -56,12 +56,12 @@ impl<V: Vfs> Runner<V> {
     }
 
     /// Issues `op` without touching the model (to probe a poisoned handle).
-    pub fn call(&mut self, op: &Op) -> wal::Result<()> {
+    pub fn call(&mut self, op: &Op) -> raftwal::Result<()> {
         if let Op::Open = op {
             return self.open().map(|_| ());
         }
         let Some(w) = self.wal.as_mut() else {
-            return Err(wal::Error::InvalidArgument {
+            return Err(raftwal::Error::InvalidArgument {
                 reason: "the workload issued an operation with no WAL open".into(),
             });
         };

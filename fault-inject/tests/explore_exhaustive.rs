@@ -6,13 +6,13 @@
 //! five segments with zero-length entries, a truncation inside a batch, a snapshot and a
 //! compaction. Run with `--nocapture` to see the number of distinct crash states covered.
 
-use fault_inject::explore::{explore, ExploreConfig, ExploreReport};
-use fault_inject::model::{Model, Op};
-use fault_inject::workload::{exploration_workload, random_op, WorkloadShape};
-use fault_inject::{Overwrite, Writeback};
+use raftwal::HardState;
+use raftwal_fault::explore::{explore, ExploreConfig, ExploreReport};
+use raftwal_fault::model::{Model, Op};
+use raftwal_fault::workload::{exploration_workload, random_op, WorkloadShape};
+use raftwal_fault::{Overwrite, Writeback};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use wal::HardState;
 
 fn run(
     label: &str,

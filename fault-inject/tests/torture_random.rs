@@ -4,8 +4,8 @@
 //! and bit flips, checking the fault model's invariants (docs/FAULT-MODEL.md) after every
 //! recovery. Every failure prints its seed and the command that reproduces it.
 
-use fault_inject::torture::{Torture, TortureConfig, TortureStats};
-use fault_inject::workload::WorkloadShape;
+use raftwal_fault::torture::{Torture, TortureConfig, TortureStats};
+use raftwal_fault::workload::WorkloadShape;
 
 const CYCLES: u64 = 40;
 

@@ -1,7 +1,7 @@
 //! The crate's error type.
 
 /// What a [`Storage`](crate::Storage) implementation reports when an operation fails: any
-/// error with its cause chain (a `wal::Error`, a poisoned lock, ...).
+/// error with its cause chain (a `raftwal::Error`, a poisoned lock, ...).
 pub type StorageError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in a Raft node. A storage failure is fatal: the node stops

@@ -1,4 +1,4 @@
-//! # raft-core — a sans-IO Raft persisting through the raftwal WAL
+//! # raftwal-raft — a sans-IO Raft persisting through the raftwal WAL
 //!
 //! The MIT 6.5840 Lab 3 Raft (3A elections, 3B replication, 3C persistence, 3D snapshots)
 //! as a deterministic state machine:
@@ -13,23 +13,23 @@
 //!   syncs before any message that depends on it can leave the node. Restart rebuilds the
 //!   node from storage in [`Raft::new`] (the lab's `readPersist`).
 //! - Two stores: [`MemStorage`] (the lab's `Persister`: what was saved survives) and
-//!   [`WalStorage`] over [`wal::Wal`], run through one shared test suite ([`suite`]).
+//!   [`WalStorage`] over [`raftwal::Wal`], run through one shared test suite ([`suite`]).
 //!
 //! ```
-//! use raft_core::{Config, MemStorage, Raft};
+//! use raftwal_raft::{Config, MemStorage, Raft};
 //! let mut node = Raft::new(Config::new(0, 1, 7), MemStorage::new())?;
 //! while !node.is_leader() {
 //!     node.tick()?;
 //! }
 //! let (index, _term) = node.propose(b"x=1".to_vec())?.expect("leader");
 //! assert_eq!(node.take_applies().last().map(|a| a.index()), Some(index));
-//! # Ok::<(), raft_core::Error>(())
+//! # Ok::<(), raftwal_raft::Error>(())
 //! ```
 
 //! ## The scenario suite
 //!
 //! The 28 tests of 6.5840 Lab 3 (3A–3D) live in `tests/part3{a,b,c,d}.rs`, each over
-//! [`MemStorage`], over [`WalStorage`] on a power-loss disk (`fault_inject::SimFs`; a share
+//! [`MemStorage`], over [`WalStorage`] on a power-loss disk (`raftwal_fault::SimFs`; a share
 //! of the crashes — half by default, `RAFT_MID_PERSIST_SHARE` — cut the power in the middle
 //! of a persist, of the service's `Snapshot()` or of WAL recovery), and over the WAL through
 //! [`Raft::handle_batch`] (group commit). The lab's checks run with the lab's limits (120 s
@@ -38,10 +38,10 @@
 //! prints one line of figures per scenario, store and driver:
 //!
 //! ```text
-//! cargo test -p raft-core --release -- --nocapture                     # 10 seeds each
-//! RAFT_SEEDS=1000 cargo test -p raft-core --release -- --nocapture     # 1000 seeds each
-//! RAFT_SEEDS=1000 RAFT_REPORT=/tmp/figures.txt cargo test -p raft-core --release
-//! RAFT_SEED=123 cargo test -p raft-core --release --test part3c -- figure8_unreliable::wal --exact --nocapture
+//! cargo test -p raftwal-raft --release -- --nocapture                     # 10 seeds each
+//! RAFT_SEEDS=1000 cargo test -p raftwal-raft --release -- --nocapture     # 1000 seeds each
+//! RAFT_SEEDS=1000 RAFT_REPORT=/tmp/figures.txt cargo test -p raftwal-raft --release
+//! RAFT_SEED=123 cargo test -p raftwal-raft --release --test part3c -- figure8_unreliable::wal --exact --nocapture
 //! ```
 //!
 //! A failing seed is printed with the exact command that replays it (see [`sim`]).
@@ -72,6 +72,6 @@ pub use message::{
     Message, RequestVote, RequestVoteReply,
 };
 pub use raft::{Input, NodeStats, Raft, Role};
+pub use raftwal::{Entry, HardState, SnapshotMeta};
 pub use storage::{PersistentState, Storage};
-pub use wal::{Entry, HardState, SnapshotMeta};
 pub use wal_storage::WalStorage;

@@ -1,6 +1,6 @@
 //! [`RaftLog`]: the in-memory log above the snapshot base.
 
-use wal::{Entry, SnapshotMeta};
+use raftwal::{Entry, SnapshotMeta};
 
 /// The log entries after the snapshot base `base` (the last index and term the latest snapshot
 /// covers). Indices are contiguous from `base.index + 1`; terms never decrease.

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use wal::{Entry, HardState, SnapshotMeta};
+use raftwal::{Entry, HardState, SnapshotMeta};
 
 use crate::error::StorageError;
 use crate::storage::{PersistentState, Storage};

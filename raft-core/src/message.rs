@@ -3,7 +3,7 @@
 //! Every reply echoes the term of the request it answers (`req_term`), so a node can drop a
 //! reply to a request it sent in an earlier term even when the network reorders messages.
 
-use wal::{Entry, SnapshotMeta};
+use raftwal::{Entry, SnapshotMeta};
 
 /// A message with its sender and receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]

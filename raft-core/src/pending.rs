@@ -1,6 +1,6 @@
 //! [`Pending`]: the changes of persistent state made since the last `persist()`, in order.
 
-use wal::{Entry, SnapshotMeta};
+use raftwal::{Entry, SnapshotMeta};
 
 /// One change to the log, replayed on storage in the order it was made in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,9 @@
 //! (Figure 2: "respond to RPCs only after updating stable storage"). A persistence failure is
 //! fatal: the node drops the messages and stops.
 
+use raftwal::{Entry, HardState, SnapshotMeta};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::{Entry, HardState, SnapshotMeta};
 
 use crate::apply::Apply;
 use crate::config::Config;

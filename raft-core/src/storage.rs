@@ -1,6 +1,6 @@
 //! [`Storage`]: where a node's persistent state goes.
 
-use wal::{Entry, HardState, SnapshotMeta};
+use raftwal::{Entry, HardState, SnapshotMeta};
 
 use crate::error::StorageError;
 

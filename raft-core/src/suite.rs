@@ -3,7 +3,7 @@
 //! Implement [`Harness`] for a store (how to create one, how to reopen it as after a restart)
 //! and call [`run`]; it panics naming the case and the difference on the first failure.
 
-use wal::{Entry, HardState, SnapshotMeta};
+use raftwal::{Entry, HardState, SnapshotMeta};
 
 use crate::config::Config;
 use crate::raft::Raft;

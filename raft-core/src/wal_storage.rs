@@ -1,12 +1,12 @@
 //! [`WalStorage`]: persistence through the raftwal WAL.
 
-use wal::io::Vfs;
-use wal::{Entry, HardState, SnapshotMeta, Wal};
+use raftwal::io::Vfs;
+use raftwal::{Entry, HardState, SnapshotMeta, Wal};
 
 use crate::error::StorageError;
 use crate::storage::{PersistentState, Storage};
 
-/// Storage over a [`wal::Wal`]: term and vote in its header (one fdatasync per change),
+/// Storage over a [`raftwal::Wal`]: term and vote in its header (one fdatasync per change),
 /// entries appended in batches made durable by one `sync`, snapshots saved with the base.
 pub struct WalStorage<V: Vfs> {
     wal: Wal<V>,

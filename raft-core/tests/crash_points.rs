@@ -2,7 +2,7 @@
 //! inside the service's `Snapshot()` and inside WAL recovery at restart too, and the runs
 //! still pass every check; with the share at zero, no cut is mid-persist.
 
-use raft_core::sim::{
+use raftwal_raft::sim::{
     cmd, run_seed_with, Scenario, SimOptions, StoreKind, TResult, Tester, SNAPSHOT_INTERVAL,
 };
 

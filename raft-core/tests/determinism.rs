@@ -1,7 +1,7 @@
 //! A run is a function of its seed: the same seed gives the same trace figures, so every
 //! printed failing seed replays exactly.
 
-use raft_core::sim::{cmd, run_seed, Scenario, StoreKind, TResult, Tester};
+use raftwal_raft::sim::{cmd, run_seed, Scenario, StoreKind, TResult, Tester};
 
 /// A bit of everything: unreliable network, long reordering, crashes mid-persist, snapshots.
 fn mixed(cfg: &mut Tester) -> TResult<()> {
@@ -37,7 +37,7 @@ fn the_same_seed_replays_the_same_run() {
             let a = run_seed(&MIXED, store, seed);
             let b = run_seed(&MIXED, store, seed);
             assert!(a.result.is_ok(), "{store} seed {seed}: {:?}", a.result);
-            let key = |o: &raft_core::sim::SeedOutcome| {
+            let key = |o: &raftwal_raft::sim::SeedOutcome| {
                 (
                     o.stats.sim_ms,
                     o.stats.rpcs,

@@ -1,6 +1,6 @@
 //! Lab 3A: leader election (TestInitialElection3A, TestReElection3A, TestManyElections3A).
 
-use raft_core::sim::{Scenario, TResult, Tester, ELECTION_TIMEOUT_MS};
+use raftwal_raft::sim::{Scenario, TResult, Tester, ELECTION_TIMEOUT_MS};
 
 const INITIAL_ELECTION: Scenario = Scenario {
     name: "InitialElection",
@@ -87,7 +87,7 @@ fn many_elections(cfg: &mut Tester) -> TResult<()> {
     Ok(())
 }
 
-raft_core::scenario_tests!(
+raftwal_raft::scenario_tests!(
     initial_election => super::INITIAL_ELECTION,
     re_election => super::RE_ELECTION,
     many_elections => super::MANY_ELECTIONS,

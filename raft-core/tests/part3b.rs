@@ -1,7 +1,7 @@
 //! Lab 3B: log replication (BasicAgree, RPCBytes, FollowerFailure, LeaderFailure, FailAgree,
 //! FailNoAgree, ConcurrentStarts, Rejoin, Backup, Count).
 
-use raft_core::sim::{cmd, Scenario, TResult, Tester, ELECTION_TIMEOUT_MS};
+use raftwal_raft::sim::{cmd, Scenario, TResult, Tester, ELECTION_TIMEOUT_MS};
 
 const fn spec(
     name: &'static str,
@@ -362,7 +362,7 @@ fn count(cfg: &mut Tester) -> TResult<()> {
     Ok(())
 }
 
-raft_core::scenario_tests!(
+raftwal_raft::scenario_tests!(
     basic_agree => super::BASIC_AGREE,
     rpc_bytes => super::RPC_BYTES,
     follower_failure => super::FOLLOWER_FAILURE,

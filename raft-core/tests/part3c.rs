@@ -2,7 +2,7 @@
 //! Figure8Unreliable, ReliableChurn, UnreliableChurn). Over the WAL, every crash is a power
 //! cut of the node's simulated disk and every restart runs WAL recovery.
 
-use raft_core::sim::{cmd, Scenario, TResult, Tester, ELECTION_TIMEOUT_MS};
+use raftwal_raft::sim::{cmd, Scenario, TResult, Tester, ELECTION_TIMEOUT_MS};
 
 const fn spec(
     name: &'static str,
@@ -279,7 +279,7 @@ fn churn(cfg: &mut Tester) -> TResult<()> {
     Ok(())
 }
 
-raft_core::scenario_tests!(
+raftwal_raft::scenario_tests!(
     persist1 => super::PERSIST1,
     persist2 => super::PERSIST2,
     persist3 => super::PERSIST3,

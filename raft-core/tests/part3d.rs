@@ -2,7 +2,7 @@
 //! SnapshotInstallCrash, SnapshotInstallUnCrash, SnapshotAllCrash, SnapshotInit). The service
 //! snapshots every 10 applied commands; the persisted log must stay under 2000 bytes.
 
-use raft_core::sim::{cmd, Scenario, TResult, Tester, SNAPSHOT_INTERVAL};
+use raftwal_raft::sim::{cmd, Scenario, TResult, Tester, SNAPSHOT_INTERVAL};
 
 const fn spec(
     name: &'static str,
@@ -143,7 +143,7 @@ fn snapshot_init(cfg: &mut Tester) -> TResult<()> {
     Ok(())
 }
 
-raft_core::scenario_tests!(
+raftwal_raft::scenario_tests!(
     snapshot_basic => super::SNAPSHOT_BASIC,
     snapshot_install => super::SNAPSHOT_INSTALL,
     snapshot_install_unreliable => super::SNAPSHOT_INSTALL_UNRELIABLE,

@@ -1,4 +1,4 @@
-//! The safety checker is not vacuous: each planted bug ([`raft_core::Bugs`]) is caught by the
+//! The safety checker is not vacuous: each planted bug ([`raftwal_raft::Bugs`]) is caught by the
 //! checker within a few seeds, on runs that the lab's own checks alone let pass in some of
 //! those seeds; with no bug, the same runs show no violation.
 //!
@@ -6,11 +6,11 @@
 //! violations without failing the run), so the lab's checks and the checker judge the very
 //! same run. Seeds are `1..=RAFT_BUG_SEEDS` (default 10); every test prints them.
 
-use raft_core::sim::{
+use raftwal_raft::sim::{
     cmd, run_seed_with, CheckerMode, Scenario, SimOptions, StoreKind, TResult, Tester,
     ELECTION_TIMEOUT_MS,
 };
-use raft_core::Bugs;
+use raftwal_raft::Bugs;
 
 /// The lab's TestFigure83C: leaders crash right after taking commands, nodes restart at
 /// random, and in the end all must agree.

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use fault_inject::SimFs;
-use raft_core::sim::{sim_wal_options, WAL_DIR};
-use raft_core::suite::{self, Harness};
-use raft_core::{MemStorage, WalStorage};
-use wal::Wal;
+use raftwal::Wal;
+use raftwal_fault::SimFs;
+use raftwal_raft::sim::{sim_wal_options, WAL_DIR};
+use raftwal_raft::suite::{self, Harness};
+use raftwal_raft::{MemStorage, WalStorage};
 
 struct Mem;
 
@@ -55,17 +55,17 @@ struct WalOnDisk {
 }
 
 impl Harness for WalOnDisk {
-    type S = WalStorage<wal::io::StdVfs>;
+    type S = WalStorage<raftwal::io::StdVfs>;
     fn create(&mut self) -> Self::S {
         let d = tempfile::tempdir().expect("tempdir");
-        let wal = Wal::open(d.path(), wal::Options::default()).expect("open");
+        let wal = Wal::open(d.path(), raftwal::Options::default()).expect("open");
         self.dirs.push(d);
         WalStorage::new(wal)
     }
     fn reopen(&mut self, store: Self::S) -> Self::S {
         let dir = store.wal().dir().to_path_buf();
         drop(store);
-        WalStorage::new(Wal::open(dir, wal::Options::default()).expect("reopen"))
+        WalStorage::new(Wal::open(dir, raftwal::Options::default()).expect("reopen"))
     }
 }
 

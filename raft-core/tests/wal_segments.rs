@@ -1,7 +1,7 @@
 //! The simulator's WAL uses 8 KiB segments so the scenarios exercise segment rotation and
 //! whole-segment deletion after snapshots under power cuts; this checks that they happen.
 
-use raft_core::sim::{cmd, StoreKind, Tester};
+use raftwal_raft::sim::{cmd, StoreKind, Tester};
 
 fn segments(t: &Tester, i: usize) -> usize {
     t.disk_files(i)
@@ -50,7 +50,7 @@ fn snapshots_delete_whole_segments() {
 /// the oldest segment — never more than one segment's worth, and that much is reached.
 #[test]
 fn compacted_frames_stay_within_one_segment() {
-    let cap = raft_core::sim::segment_record_capacity().unwrap();
+    let cap = raftwal_raft::sim::segment_record_capacity().unwrap();
     let (mut max_live, mut max_retained, mut max_dead) = (0, 0, 0);
     for seed in [12, 13] {
         let mut t = Tester::new(3, false, true, StoreKind::Wal, seed);

@@ -9,7 +9,7 @@
 //!    `raw` is what the disk's noise alone does to a ratio;
 //! 2. `raw-overwrite`: the same loop overwriting already-written blocks (the floor for a WAL
 //!    that pre-zeroes or recycles segments; shown for information);
-//! 3. `raftwal` ([`wal::Wal`]; several writers through [`wal::group_commit::GroupCommit`]);
+//! 3. `raftwal` ([`raftwal::Wal`]; several writers through [`raftwal::group_commit::GroupCommit`]);
 //! 4. `raft-engine` (tikv's, with the `raft-engine` feature).
 //!
 //! Cell by cell, every system is set up once (untimed), then short slices of the systems
@@ -75,7 +75,7 @@ pub struct Args {
     pub prepare: Prepare,
 }
 
-/// `--prepare` values, mapping to [`wal::SegmentPrepare`].
+/// `--prepare` values, mapping to [`raftwal::SegmentPrepare`].
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prepare {
     /// `fallocate` each segment at rotation (unwritten extents).
@@ -86,12 +86,12 @@ pub enum Prepare {
     Background,
 }
 
-impl From<Prepare> for wal::SegmentPrepare {
+impl From<Prepare> for raftwal::SegmentPrepare {
     fn from(p: Prepare) -> Self {
         match p {
-            Prepare::Allocate => wal::SegmentPrepare::Allocate,
-            Prepare::Zero => wal::SegmentPrepare::ZeroFill,
-            Prepare::Background => wal::SegmentPrepare::ZeroFillBackground,
+            Prepare::Allocate => raftwal::SegmentPrepare::Allocate,
+            Prepare::Zero => raftwal::SegmentPrepare::ZeroFill,
+            Prepare::Background => raftwal::SegmentPrepare::ZeroFillBackground,
         }
     }
 }
@@ -178,7 +178,7 @@ struct Plan {
     recovery_mib: Vec<u64>,
     recovery_entry_size: usize,
     verbose: bool,
-    wal_opts: wal::Options,
+    wal_opts: raftwal::Options,
     #[cfg(feature = "raft-engine")]
     engine_opts: raftwal_benches::raft_engine::EngineOptions,
 }
@@ -320,12 +320,12 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
     } else {
         vec![16, 256, 1024]
     };
-    let mut wal_opts = wal::Options::default();
+    let mut wal_opts = raftwal::Options::default();
     if let Some(s) = args.segment_size {
         wal_opts.segment_size = s;
     }
     wal_opts.prepare = if args.no_preallocate {
-        wal::SegmentPrepare::Grow
+        raftwal::SegmentPrepare::Grow
     } else {
         args.prepare.into()
     };

@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use wal::inspect::{for_each_entry, inspect, SlotReport};
-use wal::io::StdVfs;
-use wal::Entry;
+use raftwal::inspect::{for_each_entry, inspect, SlotReport};
+use raftwal::io::StdVfs;
+use raftwal::Entry;
 
 use super::CmdResult;
 
@@ -63,7 +63,7 @@ pub fn run(args: Args) -> CmdResult {
     let read = for_each_entry(&StdVfs, &args.dir, lo, hi.saturating_add(1), |e| {
         if let Err(err) = writeln!(out, "{}", entry_line(&e, args.json)) {
             write_err = Some(err);
-            return Err(wal::Error::Internal {
+            return Err(raftwal::Error::Internal {
                 reason: "output closed".into(),
             });
         }

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use wal::inspect::{inspect, Finding, Inspection};
-use wal::io::StdVfs;
+use raftwal::inspect::{inspect, Finding, Inspection};
+use raftwal::io::StdVfs;
 
 use super::CmdResult;
 
@@ -172,7 +172,7 @@ pub(super) fn require_wal(dir: &Path) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
-    if dir.join(wal::inspect::HEADER_FILE).exists() {
+    if dir.join(raftwal::inspect::HEADER_FILE).exists() {
         return Ok(());
     }
     let names = std::fs::read_dir(dir)
@@ -200,7 +200,7 @@ pub fn run_inspect(args: InspectArgs) -> CmdResult {
         let (lo, hi) = parse_range(r)?;
         let lo = lo.max(ins.first_index);
         let hi = hi.min(ins.last_index + 1);
-        for e in wal::inspect::read_entries(&StdVfs, &args.dir, lo, hi)? {
+        for e in raftwal::inspect::read_entries(&StdVfs, &args.dir, lo, hi)? {
             let preview: String = String::from_utf8_lossy(&e.data[..e.data.len().min(48)])
                 .chars()
                 .map(|c| if c.is_control() { '.' } else { c })

@@ -2,18 +2,18 @@
 //! default) or on the real disk with `--real DIR` (a child process killed with SIGKILL).
 //!
 //! The workload, the model of what was acknowledged and the invariant checker live in the
-//! `fault-inject` crate (`torture`, `real_disk`); this file parses arguments, drives the loop,
+//! `raftwal-fault` crate (`torture`, `real_disk`); this file parses arguments, drives the loop,
 //! shows progress and prints the summary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use fault_inject::check::Violation;
-use fault_inject::model::Model;
-use fault_inject::real_disk::{self, verify_after_kill, RealLayout};
-use fault_inject::torture::{Torture, TortureConfig, TortureStats};
 use indicatif::{ProgressBar, ProgressStyle};
+use raftwal_fault::check::Violation;
+use raftwal_fault::model::Model;
+use raftwal_fault::real_disk::{self, verify_after_kill, RealLayout};
+use raftwal_fault::torture::{Torture, TortureConfig, TortureStats};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -119,8 +119,8 @@ pub struct ChildArgs {
     pub journal: Option<PathBuf>,
 }
 
-fn options(segment_size: u64, lazy_open: bool) -> wal::Options {
-    wal::Options::default()
+fn options(segment_size: u64, lazy_open: bool) -> raftwal::Options {
+    raftwal::Options::default()
         .with_segment_size(segment_size)
         .with_lazy_open(lazy_open)
 }
@@ -211,7 +211,7 @@ fn run_sim(args: &Args, seed: u64) -> CmdResult {
     cfg.opts.lazy_open = args.lazy_open;
     cfg.reopen_after_error = !args.crash_after_io_error;
     cfg.no_fallocate = args.no_fallocate;
-    cfg.shape = fault_inject::workload::WorkloadShape {
+    cfg.shape = raftwal_fault::workload::WorkloadShape {
         max_batch: args.max_batch,
         max_payload: args.max_payload,
     };

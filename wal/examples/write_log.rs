@@ -1,8 +1,8 @@
-//! Writes a small WAL to inspect: `cargo run --example write_log -p wal -- DIR [ENTRIES]`.
+//! Writes a small WAL to inspect: `cargo run --example write_log -p raftwal -- DIR [ENTRIES]`.
 //!
 //! Then `cargo run --release -- inspect DIR` and `cargo run --release -- verify DIR`.
 
-use wal::{Entry, HardState, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, HardState, Options, SnapshotMeta, Wal};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -191,6 +191,7 @@ impl<V: Vfs> GroupCommit<V> {
                 let result = match outcome {
                     Ok(target) => {
                         let covered = target.saturating_sub(state.synced);
+                        crate::metrics::group_commit(covered);
                         state.synced = state.synced.max(target);
                         self.synced_hint.store(state.synced, Ordering::SeqCst);
                         self.last_group.store(covered.max(1), Ordering::SeqCst);

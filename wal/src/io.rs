@@ -1,7 +1,7 @@
 //! The I/O seam: every file-system call the WAL makes goes through [`Vfs`] and [`VfsFile`].
 //!
 //! Two implementations exist: [`StdVfs`] here (real files, `pread`/`pwrite`, `fdatasync`,
-//! `fallocate`, `flock`) and the in-memory power-loss file system of the `fault-inject`
+//! `fallocate`, `flock`) and the in-memory power-loss file system of the `raftwal-fault`
 //! crate. The WAL is generic over `V: Vfs` (static dispatch), so the real
 //! path pays nothing for the seam.
 //!

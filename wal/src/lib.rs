@@ -1,4 +1,4 @@
-//! # wal — a segmented, checksummed write-ahead log for Raft state
+//! # raftwal — a segmented, checksummed write-ahead log for Raft state
 //!
 //! Raft (Figure 2 of the extended paper) requires `currentTerm`, `votedFor` and `log[]` to be
 //! on stable storage before a server answers an RPC. This crate keeps them there:
@@ -16,7 +16,7 @@
 //! never silently dropped. An I/O error poisons the handle. One process per directory.
 //!
 //! ```
-//! use wal::{Entry, HardState, Options, Wal};
+//! use raftwal::{Entry, HardState, Options, Wal};
 //! let dir = tempfile::tempdir()?;
 //! let mut log = Wal::open(dir.path(), Options::default())?;
 //! log.set_hard_state(HardState { term: 1, vote: Some(2) })?;
@@ -28,6 +28,9 @@
 //! assert_eq!(log.hard_state().vote, Some(2));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! With the `metrics` feature the WAL publishes its counters, `fdatasync` latency and
+//! group-commit sizes through the `metrics` facade (names and kinds: [`metrics`]).
 //!
 //! The byte layout, the fsync order of every operation and the argument for why recovery is
 //! correct are in `docs/FORMAT.md` of the repository.
@@ -42,6 +45,7 @@ pub mod group_commit;
 mod header;
 pub mod inspect;
 pub mod io;
+pub mod metrics;
 mod reader;
 mod recovery;
 mod segment;

@@ -50,7 +50,7 @@ pub enum RecoveryMode {
 /// breaking callers):
 ///
 /// ```
-/// let opts = wal::Options::default()
+/// let opts = raftwal::Options::default()
 ///     .with_segment_size(16 << 20)
 ///     .with_lazy_open(true);
 /// assert_eq!(opts.segment_size, 16 << 20);

@@ -47,6 +47,8 @@ pub struct Wal<V: Vfs = StdVfs> {
     /// The failure that poisoned the handle, and its I/O error kind.
     poisoned: Option<(String, Option<std::io::ErrorKind>)>,
     stats: Stats,
+    /// What `stats` held when last published as metrics (feature `metrics`).
+    published: Stats,
     report: RecoveryReport,
 }
 
@@ -150,6 +152,7 @@ impl<V: Vfs> Wal<V> {
             last_term,
             poisoned: None,
             stats: Stats::default(),
+            published: Stats::default(),
             report,
         })
     }
@@ -435,6 +438,7 @@ impl<V: Vfs> Wal<V> {
     /// data is on stable storage.
     pub fn sync(&mut self) -> Result<()> {
         self.check_writable()?;
+        let timer = crate::metrics::Timer::start();
         // Only segments sealed by rotations since the last sync can hold unsynced data, and
         // they are the ones just before the active segment: walk back to the first clean one.
         let n = self.segments.len();
@@ -454,6 +458,8 @@ impl<V: Vfs> Wal<V> {
             self.group += 1;
             self.group_started = false;
         }
+        crate::metrics::sync(timer);
+        self.publish();
         Ok(())
     }
 
@@ -657,6 +663,7 @@ impl<V: Vfs> Wal<V> {
         let r = self.header.update(st);
         self.stats.header_updates += 1;
         self.stats.file_syncs += 1;
+        self.publish();
         self.guard(r)
     }
 
@@ -667,6 +674,7 @@ impl<V: Vfs> Wal<V> {
         let r = self.header.update_both(st);
         self.stats.header_updates += 1;
         self.stats.file_syncs += 2;
+        self.publish();
         self.guard(r)
     }
 
@@ -726,9 +734,11 @@ impl<V: Vfs> Wal<V> {
 
     /// `fdatasync`s segment `i` if it was written since its last sync.
     fn sync_segment(&mut self, i: usize) -> Result<()> {
+        let timer = crate::metrics::Timer::start();
         let r = self.segments[i].sync();
         if !matches!(r, Ok(false)) {
             self.stats.file_syncs += 1;
+            crate::metrics::fdatasync(timer);
         }
         self.guard(r).map(drop)
     }
@@ -757,6 +767,11 @@ impl<V: Vfs> Wal<V> {
         self.guard(r)
     }
 
+    /// Publishes the counters' growth as metrics (a no-op without the `metrics` feature).
+    fn publish(&mut self) {
+        crate::metrics::publish(&self.stats(), &mut self.published);
+    }
+
     fn sync_dir(&mut self) -> Result<()> {
         let r = crate::io::sync_dir(&self.vfs, &self.dir);
         self.stats.dir_syncs += 1;
@@ -769,6 +784,7 @@ impl<V: Vfs> Wal<V> {
         if let Err(err) = &r {
             if self.poisoned.is_none() {
                 warn!(error = %err, "WAL poisoned: later writes are refused until reopen");
+                crate::metrics::poisoned();
                 self.poisoned = Some((err.to_string(), err.io_kind()));
             }
         }

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use common::small_opts;
-use wal::{Error, HardState, SnapshotMeta, Wal};
+use raftwal::{Error, HardState, SnapshotMeta, Wal};
 
 const SEG1: &str = "00000000000000000001.wal";
 

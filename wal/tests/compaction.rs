@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_log, ent, segment_files, small_opts};
-use wal::{Entry, Error, SnapshotMeta, Wal};
+use raftwal::{Entry, Error, SnapshotMeta, Wal};
 
 fn build(n: u64) -> (tempfile::TempDir, Wal, Vec<Entry>) {
     let dir = tempfile::tempdir().unwrap();

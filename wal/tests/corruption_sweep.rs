@@ -28,7 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use common::ent;
-use wal::{Entry, Error, HardState, Options, RecoveryMode, SnapshotMeta, Wal};
+use raftwal::{Entry, Error, HardState, Options, RecoveryMode, SnapshotMeta, Wal};
 
 /// Everything observable about an opened WAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +224,7 @@ enum Outcome {
     Other(String),
 }
 
-fn classify(fx: &Fixture, r: wal::Result<Wal>) -> Outcome {
+fn classify(fx: &Fixture, r: raftwal::Result<Wal>) -> Outcome {
     let w = match r {
         Ok(w) => w,
         Err(e) => return Outcome::Error(e),

@@ -10,8 +10,8 @@
 mod common;
 
 use common::sim::dir;
-use fault_inject::{SimFs, Writeback};
-use wal::{Entry, Options, Wal};
+use raftwal::{Entry, Options, Wal};
+use raftwal_fault::{SimFs, Writeback};
 
 const ENTRY: usize = 64 << 10;
 

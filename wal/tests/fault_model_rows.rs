@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use fault_inject::{
+use raftwal::io::Vfs;
+use raftwal::{Entry, HardState, Options, Wal};
+use raftwal_fault::{
     CrashMode, CrashPlan, Fault, FileCrash, SimFs, SyncFailure, TornFill, TornWrite,
 };
-use wal::io::Vfs;
-use wal::{Entry, HardState, Options, Wal};
 
 const DIR: &str = "/wal";
 
@@ -29,12 +29,12 @@ fn fs() -> SimFs {
     fs
 }
 
-fn open(fs: &SimFs) -> wal::Result<Wal<SimFs>> {
+fn open(fs: &SimFs) -> raftwal::Result<Wal<SimFs>> {
     Wal::open_with(fs.clone(), dir(), opts())
 }
 
 /// The error `open` must return.
-fn open_err(fs: &SimFs, why: &str) -> wal::Error {
+fn open_err(fs: &SimFs, why: &str) -> raftwal::Error {
     match open(fs) {
         Ok(_) => panic!("{why}"),
         Err(e) => e,
@@ -341,8 +341,8 @@ fn stale_records_in_a_preallocated_region_do_not_verify() {
         .min(tail.len().saturating_sub(at))
         .saturating_sub(64);
     if n > 0 {
-        let f = fs.open(last, wal::io::OpenMode::ReadWrite).unwrap();
-        use wal::io::VfsFile;
+        let f = fs.open(last, raftwal::io::OpenMode::ReadWrite).unwrap();
+        use raftwal::io::VfsFile;
         f.write_all_at(&old[64..64 + n], at as u64).unwrap();
         f.sync_data().unwrap();
     }
@@ -372,9 +372,9 @@ fn fsync_eio_poisons_and_reopen_keeps_everything_acknowledged() {
         assert!(w.sync().is_err());
         assert!(matches!(
             w.append(&entries(6..=6, 10)),
-            Err(wal::Error::Poisoned { .. })
+            Err(raftwal::Error::Poisoned { .. })
         ));
-        assert!(matches!(w.sync(), Err(wal::Error::Poisoned { .. })));
+        assert!(matches!(w.sync(), Err(raftwal::Error::Poisoned { .. })));
         drop(w);
         fs.clear_faults();
         fs.crash_with(CrashMode::Random { fill: None }, 6);
@@ -416,8 +416,8 @@ fn bad_input_is_a_clear_error_never_a_panic() {
     let fs = fs();
     drop(open(&fs).unwrap());
     let bogus = dir().join("00000000000000000001.wal");
-    let f = fs.open(&bogus, wal::io::OpenMode::CreateNew).unwrap();
-    use wal::io::VfsFile;
+    let f = fs.open(&bogus, raftwal::io::OpenMode::CreateNew).unwrap();
+    use raftwal::io::VfsFile;
     f.write_all_at(&[0x5a; 700], 0).unwrap();
     f.sync_data().unwrap();
     fs.sync_dir(dir()).unwrap();
@@ -438,8 +438,8 @@ fn fs_with_header(bytes: &[u8]) -> SimFs {
     let fs = fs();
     drop(open(&fs).unwrap());
     let header = dir().join("HEADER");
-    let f = fs.open(&header, wal::io::OpenMode::ReadWrite).unwrap();
-    use wal::io::VfsFile;
+    let f = fs.open(&header, raftwal::io::OpenMode::ReadWrite).unwrap();
+    use raftwal::io::VfsFile;
     f.write_all_at(bytes, 0).unwrap();
     f.sync_data().unwrap();
     fs
@@ -461,7 +461,7 @@ fn a_poisoned_handle_tells_a_full_disk_from_a_failing_one() {
         "{err}"
     );
     let later = w.sync().unwrap_err();
-    assert!(matches!(later, wal::Error::Poisoned { .. }), "{later}");
+    assert!(matches!(later, raftwal::Error::Poisoned { .. }), "{later}");
     assert_eq!(
         later.io_kind(),
         Some(std::io::ErrorKind::StorageFull),
@@ -480,7 +480,7 @@ fn a_poisoned_handle_tells_a_full_disk_from_a_failing_one() {
         .unwrap();
     assert!(w.sync().is_err());
     let later = w.sync().unwrap_err();
-    assert!(matches!(later, wal::Error::Poisoned { .. }), "{later}");
+    assert!(matches!(later, raftwal::Error::Poisoned { .. }), "{later}");
     assert_ne!(
         later.io_kind(),
         Some(std::io::ErrorKind::StorageFull),

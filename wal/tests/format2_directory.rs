@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use wal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
 
 /// The fixture's payload for entry `index` of `term` (as its writer made them).
 fn payload(index: u64, term: u64) -> Vec<u8> {
@@ -77,7 +77,7 @@ fn a_format_2_directory_opens_with_every_entry_and_upgrades_its_header() {
         std::fs::metadata(dir.path().join("HEADER")).unwrap().len(),
         1024
     );
-    let insp = wal::inspect::inspect(&wal::io::StdVfs, dir.path()).unwrap();
+    let insp = raftwal::inspect::inspect(&raftwal::io::StdVfs, dir.path()).unwrap();
     assert!(insp.is_ok(), "{:?}", insp.finding);
     assert_eq!((insp.first_index, insp.last_index), (13, 60));
     let w = Wal::open(dir.path(), opts()).unwrap();

@@ -17,11 +17,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fault_inject::SimFs;
+use raftwal::io::{Vfs, VfsFile};
+use raftwal::{Entry, Options, RecoveryMode, SnapshotMeta, Wal};
+use raftwal_fault::SimFs;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::io::{Vfs, VfsFile};
-use wal::{Entry, Options, RecoveryMode, SnapshotMeta, Wal};
 
 /// Counts live heap bytes and their peak.
 struct Counting;
@@ -295,7 +295,7 @@ fn build(fs: &SimFs, rng: &mut StdRng) -> u64 {
     let mut total = 0;
     for (name, bytes) in files {
         let path = dir.join(name);
-        let f = match fs.open(&path, wal::io::OpenMode::CreateNew) {
+        let f = match fs.open(&path, raftwal::io::OpenMode::CreateNew) {
             Ok(f) => f,
             Err(_) => continue, // the same name twice
         };

@@ -1,4 +1,4 @@
-//! `wal::group_commit::GroupCommit`: threads share fdatasyncs, every acknowledged commit is
+//! `raftwal::group_commit::GroupCommit`: threads share fdatasyncs, every acknowledged commit is
 //! durable, and a failed sync reaches every waiter it was to cover.
 
 mod common;
@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use common::sim::dir;
-use fault_inject::{Fault, SimFs, SyncFailure};
-use wal::group_commit::GroupCommit;
-use wal::io::Vfs;
-use wal::{Entry, Error, Options, Result, Wal};
+use raftwal::group_commit::GroupCommit;
+use raftwal::io::Vfs;
+use raftwal::{Entry, Error, Options, Result, Wal};
+use raftwal_fault::{Fault, SimFs, SyncFailure};
 
 fn entry(index: u64) -> Entry {
     Entry {

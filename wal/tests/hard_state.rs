@@ -1,6 +1,6 @@
 //! Hard state (term, vote): the rules Raft imposes and their cost in fsyncs.
 
-use wal::{Error, HardState, Options, Wal};
+use raftwal::{Error, HardState, Options, Wal};
 
 fn hs(term: u64, vote: Option<u64>) -> HardState {
     HardState { term, vote }

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{assert_log, ent};
-use wal::{Entry, Error, Options, Wal};
+use raftwal::{Entry, Error, Options, Wal};
 
 fn opts(lazy_open: bool) -> Options {
     Options::default()

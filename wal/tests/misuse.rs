@@ -3,7 +3,7 @@
 mod common;
 
 use common::{ent, ents, small_opts};
-use wal::{Error, Options, Wal};
+use raftwal::{Error, Options, Wal};
 
 #[test]
 fn append_with_a_wrong_first_index() {
@@ -131,7 +131,7 @@ fn snapshot_at_the_largest_index() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = Wal::open(dir.path(), small_opts()).unwrap();
     w.append_sync(&ents(1, 3, 1)).unwrap();
-    let meta = wal::SnapshotMeta {
+    let meta = raftwal::SnapshotMeta {
         index: u64::MAX,
         term: 1,
     };
@@ -141,7 +141,7 @@ fn snapshot_at_the_largest_index() {
     assert!(!w.is_poisoned());
     // The largest usable base is fine.
     w.save_snapshot(
-        wal::SnapshotMeta {
+        raftwal::SnapshotMeta {
             index: u64::MAX - 1,
             term: 1,
         },
@@ -166,7 +166,7 @@ fn a_segment_size_above_4_gib_is_refused_at_open() {
     for size in [(4u64 << 30), 5 << 30, u64::MAX] {
         let opts = Options::default()
             .with_segment_size(size)
-            .with_prepare(wal::SegmentPrepare::Grow);
+            .with_prepare(raftwal::SegmentPrepare::Grow);
         match Wal::open(dir.path(), opts) {
             Err(Error::InvalidArgument { reason }) => {
                 assert!(reason.contains("segment_size"), "{reason}")

@@ -14,17 +14,17 @@ mod common;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use fault_inject::check::{check, promote, Recovered};
-use fault_inject::model::{Model, Op};
+use raftwal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
+use raftwal_fault::check::{check, promote, Recovered};
+use raftwal_fault::model::{Model, Op};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
 
 const DEFAULT_SEEDS: u64 = 3000;
 const DEFAULT_OPS: usize = 60;
 
 /// Compares every observable piece of state with the model — the torture's model
-/// (`fault_inject::model`), which here never has an operation in flight, so the WAL must
+/// (`raftwal_fault::model`), which here never has an operation in flight, so the WAL must
 /// hold exactly what it says: the checker's invariants, and nothing beyond the last append.
 fn check_exact(w: &Wal, m: &Model) {
     let rec = Recovered::read(w).unwrap();
@@ -86,9 +86,9 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = common::fast_tempdir();
     let prepare = if rng.gen_bool(0.7) {
-        wal::SegmentPrepare::default()
+        raftwal::SegmentPrepare::default()
     } else {
-        wal::SegmentPrepare::Grow
+        raftwal::SegmentPrepare::Grow
     };
     let opts = Options::default()
         .with_segment_size(8192)
@@ -285,7 +285,7 @@ fn random_sequences_match_the_model() {
                 for t in &trace {
                     eprintln!("  {t}");
                 }
-                eprintln!("reproduce: WAL_MODEL_SEED={seed} WAL_MODEL_OPS={ops} cargo test -p wal --release --test model");
+                eprintln!("reproduce: WAL_MODEL_SEED={seed} WAL_MODEL_OPS={ops} cargo test -p raftwal --release --test model");
                 std::panic::resume_unwind(p);
             }
         }

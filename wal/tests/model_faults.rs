@@ -1,8 +1,8 @@
 //! Model-based test with injected I/O errors: seeded random sequences on
-//! `fault_inject::SimFs`, with a chosen file sync or write failing with EIO. After a failure
+//! `raftwal_fault::SimFs`, with a chosen file sync or write failing with EIO. After a failure
 //! the WAL must be poisoned (every later write refused); a reopen must then find a state the
 //! failed operation could have left — judged by the same model and checker as the crash
-//! torture (`fault_inject::model::Model`, `fault_inject::check`): everything acknowledged
+//! torture (`raftwal_fault::model::Model`, `raftwal_fault::check`): everything acknowledged
 //! before it, the failed operation either done or not (for a truncation, cut somewhere
 //! between), never anything else.
 //!
@@ -14,12 +14,12 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::sim::dir;
-use fault_inject::check::{check, promote, Recovered};
-use fault_inject::model::{Model, Op};
-use fault_inject::{Fault, SimFs, SyncFailure};
+use raftwal::{Error, HardState, Options, SnapshotMeta, Wal};
+use raftwal_fault::check::{check, promote, Recovered};
+use raftwal_fault::model::{Model, Op};
+use raftwal_fault::{Fault, SimFs, SyncFailure};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::{Error, HardState, Options, SnapshotMeta, Wal};
 
 const DEFAULT_SEEDS: u64 = 2000;
 const DEFAULT_OPS: usize = 60;
@@ -75,7 +75,7 @@ fn draw(rng: &mut StdRng, m: &Model) -> Op {
     }
 }
 
-fn apply(w: &mut Wal<SimFs>, op: &Op) -> wal::Result<()> {
+fn apply(w: &mut Wal<SimFs>, op: &Op) -> raftwal::Result<()> {
     match op {
         Op::Append(b) => w.append(b),
         Op::Sync => w.sync(),
@@ -118,9 +118,9 @@ fn reopen_and_judge(fs: &SimFs, opts: &Options, m: &mut Model) -> (Wal<SimFs>, S
 fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> (usize, usize) {
     let mut rng = StdRng::seed_from_u64(seed);
     let prepare = if rng.gen_bool(0.7) {
-        wal::SegmentPrepare::default()
+        raftwal::SegmentPrepare::default()
     } else {
-        wal::SegmentPrepare::Grow
+        raftwal::SegmentPrepare::Grow
     };
     let opts = Options::default()
         .with_segment_size(8192)
@@ -208,7 +208,7 @@ fn random_sequences_with_io_errors_match_the_model() {
                     eprintln!("  {t}");
                 }
                 eprintln!(
-                    "reproduce: WAL_MODEL_SEED={seed} WAL_MODEL_OPS={ops} cargo test -p wal \
+                    "reproduce: WAL_MODEL_SEED={seed} WAL_MODEL_OPS={ops} cargo test -p raftwal \
                      --release --test model_faults"
                 );
                 std::panic::resume_unwind(p);

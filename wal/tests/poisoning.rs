@@ -2,15 +2,15 @@
 //! (fsyncgate), so every later write is refused with `Error::Poisoned`; reads keep working;
 //! a reopen recovers the acknowledged state.
 //!
-//! The failures are `fault_inject::SimFs` faults (EIO on the next file sync or write); the
+//! The failures are `raftwal_fault::SimFs` faults (EIO on the next file sync or write); the
 //! reopen follows a power cut, so it sees only what reached the simulated disk.
 
 mod common;
 
 use common::sim::dir;
 use common::{ent, small_opts};
-use fault_inject::{Fault, SimFs, SyncFailure};
-use wal::{Entry, Error, HardState, SnapshotMeta, Wal};
+use raftwal::{Entry, Error, HardState, SnapshotMeta, Wal};
+use raftwal_fault::{Fault, SimFs, SyncFailure};
 
 /// A file system whose next file sync fails with EIO, dropping the dirty pages (fsyncgate).
 fn fail_next_sync(fs: &SimFs) {
@@ -55,7 +55,7 @@ fn assert_poisoned(w: &mut Wal<SimFs>, acked: &[Entry]) {
     let next = w.last_index() + 1;
     let term = w.last_term();
     let hs = w.hard_state();
-    let results: Vec<(&str, wal::Result<()>)> = vec![
+    let results: Vec<(&str, raftwal::Result<()>)> = vec![
         ("append", w.append(&[ent(next, term, 10)])),
         ("sync", w.sync()),
         ("append_sync", w.append_sync(&[ent(next, term, 10)])),

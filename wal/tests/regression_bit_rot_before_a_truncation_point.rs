@@ -15,9 +15,9 @@
 
 use std::path::Path;
 
-use fault_inject::SimFs;
-use wal::io::Vfs;
-use wal::{Entry, Options, Wal};
+use raftwal::io::Vfs;
+use raftwal::{Entry, Options, Wal};
+use raftwal_fault::SimFs;
 
 fn entry(index: u64, fill: u8) -> Entry {
     Entry {
@@ -68,9 +68,9 @@ fn flip_in_an_earlier_group_before_a_truncated_and_reappended_suffix_is_reported
 
 #[test]
 fn torture_seed_4_cycle_85_crash_after_io_error() {
-    let mut cfg = fault_inject::torture::TortureConfig::with_seed(4);
+    let mut cfg = raftwal_fault::torture::TortureConfig::with_seed(4);
     cfg.reopen_after_error = false;
-    let mut t = fault_inject::torture::Torture::new(cfg).unwrap();
+    let mut t = raftwal_fault::torture::Torture::new(cfg).unwrap();
     for _ in 0..85 {
         if let Err(v) = t.cycle() {
             panic!("{v}");

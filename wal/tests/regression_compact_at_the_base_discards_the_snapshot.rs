@@ -7,8 +7,8 @@
 mod common;
 
 use common::sim::{dir, entries, opts};
-use fault_inject::SimFs;
-use wal::{SnapshotMeta, Wal};
+use raftwal::{SnapshotMeta, Wal};
+use raftwal_fault::SimFs;
 
 #[test]
 fn compact_at_the_base_keeps_the_snapshot_through_a_crash() {

@@ -22,8 +22,8 @@
 
 use std::path::Path;
 
-use fault_inject::{CrashMode, Fault, SimFs};
-use wal::{Entry, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, Options, SnapshotMeta, Wal};
+use raftwal_fault::{CrashMode, Fault, SimFs};
 
 fn entry(index: u64) -> Entry {
     Entry {

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{assert_log, ent, segment_files, small_opts};
-use wal::Wal;
+use raftwal::Wal;
 
 #[test]
 fn rotation_then_drop_without_sync() {

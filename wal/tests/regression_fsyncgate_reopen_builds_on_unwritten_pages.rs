@@ -20,8 +20,8 @@
 mod common;
 
 use common::sim::dir;
-use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
-use wal::{Entry, Options, RecoveryMode, Wal};
+use raftwal::{Entry, Options, RecoveryMode, Wal};
+use raftwal_fault::{CrashMode, Fault, SimFs, SyncFailure};
 
 fn opts() -> Options {
     common::sim::opts(64 << 10)

@@ -8,8 +8,8 @@
 mod common;
 
 use common::sim::{dir, entries, opts};
-use fault_inject::{Fault, SimFs};
-use wal::{HardState, Wal};
+use raftwal::{HardState, Wal};
+use raftwal_fault::{Fault, SimFs};
 
 #[test]
 fn rot_in_either_slot_after_a_rewrite_at_open_loses_nothing() {

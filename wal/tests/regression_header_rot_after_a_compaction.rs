@@ -27,8 +27,8 @@
 mod common;
 
 use common::sim::{dir, newest_slot};
-use fault_inject::{CrashMode, SimFs};
-use wal::{Entry, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, Options, SnapshotMeta, Wal};
+use raftwal_fault::{CrashMode, SimFs};
 
 fn opts() -> Options {
     common::sim::opts(8192)

@@ -26,8 +26,8 @@
 mod common;
 
 use common::sim::{dir, newest_slot};
-use fault_inject::{CrashMode, SimFs};
-use wal::{Entry, HardState, Options, Wal};
+use raftwal::{Entry, HardState, Options, Wal};
+use raftwal_fault::{CrashMode, SimFs};
 
 fn opts() -> Options {
     common::sim::opts(8192)

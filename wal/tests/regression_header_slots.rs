@@ -13,8 +13,8 @@
 mod common;
 
 use common::sim::dir;
-use fault_inject::{CrashMode, Fault, Overwrite, SimFs, Writeback};
-use wal::{Entry, Error, HardState, Options, Wal};
+use raftwal::{Entry, Error, HardState, Options, Wal};
+use raftwal_fault::{CrashMode, Fault, Overwrite, SimFs, Writeback};
 
 fn opts() -> Options {
     common::sim::opts(16 << 10)

@@ -8,7 +8,7 @@
 //! aimed at the damaged segment (`random_workloads_with_lazy_open_and_bit_rot`; reverting
 //! the fix: 13 of seeds 0..200 with `bit_flip_rate` 0.6, `fault_rate` 0.1).
 
-use wal::{Entry, Error, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, Error, Options, SnapshotMeta, Wal};
 
 fn opts(lazy_open: bool) -> Options {
     Options::default()

@@ -6,8 +6,8 @@
 mod common;
 
 use common::sim::dir;
-use fault_inject::{CrashMode, Fault, SimFs};
-use wal::{Entry, Error, Options, Wal};
+use raftwal::{Entry, Error, Options, Wal};
+use raftwal_fault::{CrashMode, Fault, SimFs};
 
 fn opts(lazy_open: bool) -> Options {
     common::sim::opts(8192).with_lazy_open(lazy_open)

@@ -8,9 +8,9 @@
 mod common;
 
 use common::sim::dir;
-use fault_inject::{CrashMode, SimFs};
-use wal::io::Vfs;
-use wal::{Entry, Options, Wal};
+use raftwal::io::Vfs;
+use raftwal::{Entry, Options, Wal};
+use raftwal_fault::{CrashMode, SimFs};
 
 fn opts() -> Options {
     common::sim::opts(8192)

@@ -9,8 +9,8 @@
 
 #[test]
 fn torture_seed_67_recovery_converges() {
-    let cfg = fault_inject::torture::TortureConfig::with_seed(67);
-    let mut t = fault_inject::torture::Torture::new(cfg).unwrap();
+    let cfg = raftwal_fault::torture::TortureConfig::with_seed(67);
+    let mut t = raftwal_fault::torture::Torture::new(cfg).unwrap();
     for cycle in 0..300 {
         if let Err(v) = t.cycle() {
             panic!("cycle {cycle}: {v}");

@@ -14,11 +14,11 @@
 
 use std::path::Path;
 
-use fault_inject::explore::enumerate_plans;
-use fault_inject::{CrashMode, SimFs};
+use raftwal::{Entry, Options, Wal};
+use raftwal_fault::explore::enumerate_plans;
+use raftwal_fault::{CrashMode, SimFs};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use wal::{Entry, Options, Wal};
 
 fn entry(index: u64) -> Entry {
     Entry {
@@ -89,7 +89,7 @@ fn crash_during_recovery_that_removes_two_segments_converges() {
 
 #[test]
 fn torture_seed_122_cycle_32_crash_during_recovery() {
-    if let Err(v) = fault_inject::torture::run(122, 32) {
+    if let Err(v) = raftwal_fault::torture::run(122, 32) {
         panic!("{v}");
     }
 }

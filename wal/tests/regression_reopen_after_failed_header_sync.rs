@@ -13,8 +13,8 @@
 
 mod common;
 
-use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
-use wal::{Entry, Options, Wal};
+use raftwal::{Entry, Options, Wal};
+use raftwal_fault::{CrashMode, Fault, SimFs, SyncFailure};
 
 fn opts() -> Options {
     common::sim::opts(8192)
@@ -71,14 +71,14 @@ fn compact_with_failed_header_fsync_then_reopen_then_power_cut_keeps_acked_entri
 
 #[test]
 fn torture_seed_3_cycle_55() {
-    if let Err(v) = fault_inject::torture::run(3, 55) {
+    if let Err(v) = raftwal_fault::torture::run(3, 55) {
         panic!("{v}");
     }
 }
 
 #[test]
 fn torture_seed_1_cycle_87() {
-    if let Err(v) = fault_inject::torture::run(1, 87) {
+    if let Err(v) = raftwal_fault::torture::run(1, 87) {
         panic!("{v}");
     }
 }

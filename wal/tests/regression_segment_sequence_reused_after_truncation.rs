@@ -8,7 +8,7 @@
 //! Found by the torture once it checks, after every call, that no sequence number is ever
 //! carried by two segment files (reverting the fix: 188 of seeds 0..200).
 
-use wal::{Entry, Options, Wal};
+use raftwal::{Entry, Options, Wal};
 
 fn opts() -> Options {
     Options::default().with_segment_size(8192)
@@ -25,7 +25,7 @@ fn entries(lo: u64, hi: u64, term: u64) -> Vec<Entry> {
 }
 
 fn seqs(dir: &std::path::Path) -> Vec<(u64, u64)> {
-    let i = wal::inspect::inspect(&wal::io::StdVfs, dir).unwrap();
+    let i = raftwal::inspect::inspect(&raftwal::io::StdVfs, dir).unwrap();
     i.segments.iter().map(|s| (s.first_index, s.seq)).collect()
 }
 

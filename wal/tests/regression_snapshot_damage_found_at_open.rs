@@ -4,7 +4,7 @@
 //! naming the file; with `lazy_open` the check is deferred to `snapshot()`, which reports
 //! the same error.
 
-use wal::{Entry, Error, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, Error, Options, SnapshotMeta, Wal};
 
 fn opts(lazy_open: bool) -> Options {
     Options::default()

@@ -27,9 +27,9 @@
 mod common;
 
 use common::sim::dir;
-use fault_inject::{CrashMode, Fault, SimFs, SyncFailure};
-use wal::io::Vfs;
-use wal::{Entry, Options, Wal};
+use raftwal::io::Vfs;
+use raftwal::{Entry, Options, Wal};
+use raftwal_fault::{CrashMode, Fault, SimFs, SyncFailure};
 
 /// 4 KiB of records per segment: 17 records of 240 bytes fill one.
 fn opts() -> Options {

@@ -12,7 +12,7 @@
 mod common;
 
 use common::{assert_log, ent, small_opts};
-use wal::Wal;
+use raftwal::Wal;
 
 #[test]
 fn kept_part_of_a_batch_survives_reopen() {

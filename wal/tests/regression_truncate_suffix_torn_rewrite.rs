@@ -15,8 +15,8 @@
 
 use std::path::Path;
 
-use fault_inject::{CrashMode, CrashPlan, FileCrash, SimFs, TornFill, TornWrite};
-use wal::{Entry, Options, Wal};
+use raftwal::{Entry, Options, Wal};
+use raftwal_fault::{CrashMode, CrashPlan, FileCrash, SimFs, TornFill, TornWrite};
 
 fn entry(index: u64) -> Entry {
     Entry {
@@ -96,9 +96,9 @@ fn torn_writes_of_truncate_suffix_inside_a_synced_batch_keep_earlier_entries_sma
 }
 
 fn torture(seed: u64, cycles: u64, reopen_after_error: bool) {
-    let mut cfg = fault_inject::torture::TortureConfig::with_seed(seed);
+    let mut cfg = raftwal_fault::torture::TortureConfig::with_seed(seed);
     cfg.reopen_after_error = reopen_after_error;
-    let mut t = fault_inject::torture::Torture::new(cfg).unwrap();
+    let mut t = raftwal_fault::torture::Torture::new(cfg).unwrap();
     for _ in 0..cycles {
         if let Err(v) = t.cycle() {
             panic!("{v}");

@@ -13,8 +13,8 @@
 mod common;
 
 use common::sim::dir;
-use fault_inject::{CrashMode, CrashPlan, FileCrash, SimFs, TornFill, TornWrite};
-use wal::{Entry, Options, Wal};
+use raftwal::{Entry, Options, Wal};
+use raftwal_fault::{CrashMode, CrashPlan, FileCrash, SimFs, TornFill, TornWrite};
 
 fn opts() -> Options {
     common::sim::opts(16 << 10)

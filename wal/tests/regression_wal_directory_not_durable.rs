@@ -10,9 +10,9 @@
 
 use std::path::Path;
 
-use fault_inject::{CrashMode, SimFs};
-use wal::io::Vfs;
-use wal::{Entry, HardState, Options, Wal};
+use raftwal::io::Vfs;
+use raftwal::{Entry, HardState, Options, Wal};
+use raftwal_fault::{CrashMode, SimFs};
 
 fn opts() -> Options {
     Options::default().with_segment_size(8192)

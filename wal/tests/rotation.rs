@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_log, ent, ents, segment_files, small_opts};
-use wal::{Options, Wal};
+use raftwal::{Options, Wal};
 
 #[test]
 fn entries_span_many_segments_and_read_back_before_and_after_reopen() {
@@ -171,9 +171,9 @@ fn reopening_with_another_segment_size_or_preallocation() {
         let opts = Options::default()
             .with_segment_size(size)
             .with_prepare(if prealloc {
-                wal::SegmentPrepare::default()
+                raftwal::SegmentPrepare::default()
             } else {
-                wal::SegmentPrepare::Grow
+                raftwal::SegmentPrepare::Grow
             });
         let mut w = Wal::open(dir.path(), opts.clone()).unwrap();
         assert_log(&w, 1, &all);

@@ -1,4 +1,4 @@
-use wal::{Entry, HardState, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, HardState, Options, SnapshotMeta, Wal};
 
 fn e(index: u64, term: u64) -> Entry {
     Entry {

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::ent;
-use wal::{Entry, Options, SegmentPrepare, Wal};
+use raftwal::{Entry, Options, SegmentPrepare, Wal};
 
 fn opts(prepare: SegmentPrepare) -> Options {
     Options::default()

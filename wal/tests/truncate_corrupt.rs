@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_log, ent, segment_files, small_opts};
-use wal::{Entry, Error, Options, RecoveryMode, Wal};
+use raftwal::{Entry, Error, Options, RecoveryMode, Wal};
 
 fn truncating() -> Options {
     small_opts().with_recovery(RecoveryMode::TruncateCorrupt)

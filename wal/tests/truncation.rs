@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_log, ent, ents, segment_files, small_opts};
-use wal::{Entry, Wal};
+use raftwal::{Entry, Wal};
 
 /// A WAL of `n` synced entries of term 1, ~100-byte payloads (about 30 per 8 KiB segment).
 fn build(n: u64) -> (tempfile::TempDir, Wal, Vec<Entry>) {

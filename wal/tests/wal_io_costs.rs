@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use fault_inject::SimFs;
-use wal::{Entry, HardState, Options, Wal};
+use raftwal::{Entry, HardState, Options, Wal};
+use raftwal_fault::SimFs;
 
 fn setup() -> (SimFs, Wal<SimFs>) {
     let fs = SimFs::new(0);

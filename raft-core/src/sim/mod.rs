@@ -3,7 +3,7 @@
 //! - [`Tester`]: the lab's `config.go` — a cluster on a virtual clock, a network with the
 //!   lab's `labrpc` behaviours (reliable/unreliable, long reordering, partitions; a request
 //!   goes through if its link is up when sent, and its reply comes back whatever the links
-//!   do by then), crashes as power cuts ([`StoreKind::Wal`]: `fault_inject::SimFs::crash`,
+//!   do by then), crashes as power cuts ([`StoreKind::Wal`]: `raftwal_fault::SimFs::crash`,
 //!   some in the middle of a persist) or as the lab's `Persister` copy ([`StoreKind::Mem`]),
 //!   and the lab's checks with its limits. No threads, no real time.
 //! - The safety checker ([`CheckerMode`], on by default): Election Safety, one vote per
@@ -199,7 +199,7 @@ pub fn run_scenario(
     let failures: Vec<&SeedOutcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
     for o in &failures {
         eprintln!(
-            "FAILED {} [{store}{}] seed {}: {}\n  replay: RAFT_SEED={} cargo test -p raft-core --release --test {} -- {} --exact --nocapture",
+            "FAILED {} [{store}{}] seed {}: {}\n  replay: RAFT_SEED={} cargo test -p raftwal-raft --release --test {} -- {} --exact --nocapture",
             scenario.name,
             driver.suffix(),
             o.seed,

@@ -4,8 +4,8 @@ use std::fmt;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use fault_inject::SimFs;
-use wal::{Entry, HardState, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, HardState, Options, SnapshotMeta, Wal};
+use raftwal_fault::SimFs;
 
 use crate::error::StorageError;
 use crate::mem_storage::MemStorage;
@@ -46,7 +46,7 @@ pub const WAL_DIR: &str = "/raft";
 pub fn sim_wal_options() -> Options {
     Options::default()
         .with_segment_size(8 << 10)
-        .with_prepare(wal::SegmentPrepare::Grow)
+        .with_prepare(raftwal::SegmentPrepare::Grow)
         .with_write_buffer(64 << 10)
 }
 
@@ -61,7 +61,7 @@ pub fn segment_record_capacity() -> Result<u64, String> {
     CAP.get_or_init(|| {
         let fs = SimFs::new(0);
         let dir = Path::new(WAL_DIR);
-        let err = |e: wal::Error| format!("measuring the WAL's segment capacity: {e}");
+        let err = |e: raftwal::Error| format!("measuring the WAL's segment capacity: {e}");
         let mut wal = Wal::open_with(fs.clone(), dir, sim_wal_options()).map_err(err)?;
         let mut cap = 0;
         for index in 1..1_000_000u64 {
@@ -71,7 +71,7 @@ pub fn segment_record_capacity() -> Result<u64, String> {
                 data: index.to_le_bytes().to_vec(),
             };
             wal.append_sync(&[e]).map_err(err)?;
-            let segments = wal::io::Vfs::list(&fs, dir)
+            let segments = raftwal::io::Vfs::list(&fs, dir)
                 .unwrap_or_default()
                 .iter()
                 .filter(|f| f.ends_with(".wal"))
@@ -132,7 +132,7 @@ impl Disk {
     pub(crate) fn files(&self) -> Vec<String> {
         match self {
             Disk::Mem(_) => Vec::new(),
-            Disk::Wal(fs) => wal::io::Vfs::list(fs, Path::new(WAL_DIR)).unwrap_or_default(),
+            Disk::Wal(fs) => raftwal::io::Vfs::list(fs, Path::new(WAL_DIR)).unwrap_or_default(),
         }
     }
 
@@ -188,7 +188,7 @@ impl SimStorage {
     }
 
     /// The persisted log's size: over the WAL, measured through it
-    /// ([`wal::Wal::record_bytes`]); over MemStorage, its compact size (20 bytes of index,
+    /// ([`raftwal::Wal::record_bytes`]); over MemStorage, its compact size (20 bytes of index,
     /// term and length per entry plus the data).
     pub fn log_bytes(&self) -> Result<LogBytes, StorageError> {
         match &self.store {

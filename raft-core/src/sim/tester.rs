@@ -25,7 +25,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use fault_inject::Checkpoint;
+use raftwal_fault::Checkpoint;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

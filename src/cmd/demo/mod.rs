@@ -3,7 +3,7 @@
 //! directories at random while clients propose commands. At the end every node must have
 //! applied the same sequence.
 //!
-//! Each node is a thread driving the same sans-IO `raft_core::Raft` the simulator drives:
+//! Each node is a thread driving the same sans-IO `raftwal_raft::Raft` the simulator drives:
 //! it drains its channel (messages, client proposals), hands the burst to
 //! `Raft::handle_batch` (one persist, so one fsync for the burst: group commit), and only
 //! then sends the messages and answers the clients. A tick every 10 ms drives timeouts.

@@ -1,4 +1,4 @@
-//! One node: a thread driving the sans-IO `raft_core::Raft` over its own WAL directory —
+//! One node: a thread driving the sans-IO `raftwal_raft::Raft` over its own WAL directory —
 //! drain the channel, one `handle_batch` (one persist, one fsync for the burst), then send
 //! and answer; a tick every 10 ms; on `Crash` the WAL is dropped without a clean shutdown.
 
@@ -8,8 +8,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft_core::{Apply, Config, Envelope, Input, Raft, WalStorage};
-use wal::{Options, Wal};
+use raftwal::{Options, Wal};
+use raftwal_raft::{Apply, Config, Envelope, Input, Raft, WalStorage};
 
 use super::shared::Shared;
 use super::verifier::{command_id, mix};
@@ -75,7 +75,7 @@ pub(super) fn wal_options() -> Options {
 /// message on a fatal problem.
 pub(super) fn apply_all(
     id: usize,
-    raft: &mut Raft<WalStorage<wal::io::StdVfs>>,
+    raft: &mut Raft<WalStorage<raftwal::io::StdVfs>>,
     svc: &mut Service,
     shared: &Shared,
 ) -> Result<(), String> {
@@ -159,7 +159,7 @@ pub(super) fn run_node(
     });
     let mut svc = Service::default();
     let finish =
-        |raft: Raft<WalStorage<wal::io::StdVfs>>, mut exit: NodeExit, error: Option<String>| {
+        |raft: Raft<WalStorage<raftwal::io::StdVfs>>, mut exit: NodeExit, error: Option<String>| {
             let stats = raft.storage().wal().stats();
             exit.fsyncs = stats.file_syncs + stats.dir_syncs;
             exit.entries_appended = stats.entries_appended;

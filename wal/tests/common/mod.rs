@@ -1,11 +1,11 @@
-//! Helpers shared by the `wal` integration tests.
+//! Helpers shared by the `raftwal` integration tests.
 #![allow(dead_code)]
 
 pub mod sim;
 
 use std::path::Path;
 
-use wal::{Entry, Options, Wal};
+use raftwal::{Entry, Options, Wal};
 
 /// Options with small segments so tests rotate often.
 pub fn small_opts() -> Options {

@@ -1,11 +1,11 @@
-//! What the tests on `fault_inject::SimFs` share: the WAL directory on the simulated
+//! What the tests on `raftwal_fault::SimFs` share: the WAL directory on the simulated
 //! machine, options with a segment size, and entries whose bytes name their index (so a
 //! misplaced one is seen at once).
 
 use std::path::Path;
 
-use fault_inject::SimFs;
-use wal::{Entry, Options};
+use raftwal::{Entry, Options};
+use raftwal_fault::SimFs;
 
 /// The WAL directory on the simulated machine.
 pub fn dir() -> &'static Path {
