@@ -19,6 +19,14 @@ pub struct Config {
     pub max_entries_per_message: usize,
     /// Seed of the node's randomness (election timeouts).
     pub seed: u64,
+    /// A new leader appends an entry with empty data in its term (§8 of the Raft paper), so
+    /// it commits what earlier terms left uncommitted without waiting for a proposal:
+    /// Figure 8's rule lets a leader commit only an entry of its own term. Off by default,
+    /// as in the lab, whose tests expect the first command at index 1; a service that stops
+    /// proposing and waits for every node to apply everything needs it on, or after a leader
+    /// change the tail of the log stays unapplied. The entry reaches the service as an
+    /// [`Apply::Command`](crate::Apply::Command) with empty data.
+    pub leader_noop: bool,
     /// Bugs planted on purpose, all off by default: only the safety checker's own tests
     /// turn them on, to show that the simulator's checker catches them.
     pub bugs: Bugs,
@@ -61,6 +69,7 @@ impl Config {
             heartbeat_ticks: 10,
             max_entries_per_message: 512,
             seed,
+            leader_noop: false,
             bugs: Bugs::default(),
         }
     }

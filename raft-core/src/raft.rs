@@ -547,8 +547,19 @@ impl<S: Storage> Raft<S> {
                 sent: last,
             };
         }
-        self.progress[self.cfg.id as usize].matched = last;
+        if self.cfg.leader_noop {
+            // Sent to every follower by the broadcast below (from `next`, which is its index).
+            self.append_local(Entry {
+                index: last + 1,
+                term: self.term,
+                data: Vec::new(),
+            });
+        }
+        self.progress[self.cfg.id as usize].matched = self.log.last_index();
         tracing::debug!(node = self.cfg.id, term = self.term, "became leader");
+        if self.cfg.cluster_size == 1 {
+            self.advance_commit();
+        }
         self.broadcast_append();
     }
 
@@ -841,7 +852,11 @@ mod tests {
     }
 
     fn leader(term_before: u64, entries: Vec<Entry>) -> Raft<MemStorage> {
-        let mut r = node(0, term_before, entries);
+        elect(node(0, term_before, entries))
+    }
+
+    /// Node 0 of 3, elected with node 1's vote; its first messages are dropped.
+    fn elect(mut r: Raft<MemStorage>) -> Raft<MemStorage> {
         while r.role() != Role::Candidate {
             r.tick().unwrap();
         }
@@ -958,6 +973,53 @@ mod tests {
         );
         let applied: Vec<u64> = l.take_applies().iter().map(Apply::index).collect();
         assert_eq!(applied, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn leader_noop_commits_an_earlier_terms_entry_without_a_proposal() {
+        let entries = vec![ent(1, 1), ent(2, 1)];
+        let mut s = MemStorage::new();
+        s.set_hard_state(HardState {
+            term: 1,
+            vote: None,
+        })
+        .unwrap();
+        s.append(&entries).unwrap();
+        let mut cfg = Config::new(0, 3, 9);
+        cfg.leader_noop = true;
+        let mut l = elect(Raft::new(cfg, s).unwrap());
+        let term = l.term();
+        assert_eq!(l.log().last_index(), 3);
+        assert_eq!(l.log().term(3), Some(term));
+        // Node 1 already holds 1 and 2 (the previous leader committed them but fell silent
+        // before telling anyone). The heartbeat after the election carries the no-op...
+        l.tick_until_heartbeat();
+        let out = l.take_messages();
+        let Some(Message::AppendEntries(ae)) = out.iter().find(|e| e.to == 1).map(|e| &e.msg)
+        else {
+            panic!("no AppendEntries to node 1: {out:?}");
+        };
+        assert_eq!((ae.prev_log_index, ae.prev_log_term), (2, 1));
+        assert_eq!(ae.entries.len(), 1);
+        assert!(ae.entries[0].data.is_empty());
+        // ...and its acknowledgement commits everything, with no client proposal.
+        l.step(ae_reply(term, term, 3)).unwrap();
+        assert_eq!(l.commit_index(), 3);
+        let applied: Vec<u64> = l.take_applies().iter().map(Apply::index).collect();
+        assert_eq!(applied, vec![1, 2, 3]);
+        // Without the option the same leader can commit nothing until a proposal.
+        let mut plain = leader(1, entries);
+        let term = plain.term();
+        plain.step(ae_reply(term, term, 2)).unwrap();
+        assert_eq!(plain.commit_index(), 0);
+    }
+
+    impl Raft<MemStorage> {
+        fn tick_until_heartbeat(&mut self) {
+            for _ in 0..self.cfg.heartbeat_ticks {
+                self.tick().unwrap();
+            }
+        }
     }
 
     #[test]

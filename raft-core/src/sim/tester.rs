@@ -92,6 +92,8 @@ pub struct SimOptions {
     pub mid_persist_share: f64,
     /// Planted bugs for every node (the checker's own tests; all off by default).
     pub bugs: Bugs,
+    /// [`Config::leader_noop`] for every node (off by default, as in the lab).
+    pub leader_noop: bool,
 }
 
 impl Default for SimOptions {
@@ -101,6 +103,7 @@ impl Default for SimOptions {
             checker: CheckerMode::Enforce,
             mid_persist_share: DEFAULT_MID_PERSIST_SHARE,
             bugs: Bugs::default(),
+            leader_noop: false,
         }
     }
 }
@@ -873,6 +876,7 @@ impl Tester {
         }
         let mut cfg = Config::new(i as u64, self.n, self.rng.gen());
         cfg.bugs = self.opts.bugs;
+        cfg.leader_noop = self.opts.leader_noop;
         match Raft::new(cfg, storage) {
             Ok(node) => {
                 if self.checker.on() {

@@ -89,6 +89,7 @@ pub(super) fn apply_all(
         for a in applies {
             match a {
                 Apply::Command { index, data, .. } => {
+                    // A leader's no-op (empty data) is command id 0, which no client uses.
                     let cid = command_id(&data);
                     v.command(id, index, cid);
                     svc.applied = index;
@@ -143,7 +144,13 @@ pub(super) fn run_node(
     };
     let report = wal.recovery_report().clone();
     shared.verifier().restarted(id);
-    let mut raft = match Raft::new(Config::new(id as u64, shared.n, seed), WalStorage::new(wal)) {
+    let mut cfg = Config::new(id as u64, shared.n, seed);
+    // The clients stop before the end and `catch_up` waits for every node to apply the
+    // same last index: a leader elected after the last proposal must still commit what its
+    // predecessor left uncommitted on the followers, which it can only do through an entry
+    // of its own term.
+    cfg.leader_noop = true;
+    let mut raft = match Raft::new(cfg, WalStorage::new(wal)) {
         Ok(r) => r,
         Err(e) => {
             exit.error = Some(format!("node {id}: restart failed: {e}"));
