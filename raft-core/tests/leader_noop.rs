@@ -3,12 +3,12 @@
 //! Figure 8's rule lets a leader commit only an entry of its own term. A leader elected
 //! after the last proposal, whose predecessor committed the last entry but fell silent
 //! before its next AppendEntries told the followers, can commit that entry only through an
-//! entry of its own term: with [`Config::leader_noop`](raft_core::Config) it appends one at
+//! entry of its own term: with [`Config::leader_noop`](raftwal_raft::Config) it appends one at
 //! once; without it (the lab's behaviour) the followers never apply the last entry. This is
 //! the `raftwal demo` stall ("NOT CAUGHT UP": two followers one entry behind the node that
 //! had led, for 20 s) replayed deterministically.
 
-use raft_core::sim::{
+use raftwal_raft::sim::{
     cmd, run_seed_with, Scenario, SimOptions, StoreKind, TResult, Tester, ELECTION_TIMEOUT_MS,
 };
 
