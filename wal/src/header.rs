@@ -20,7 +20,10 @@
 //!            this was removed (by a truncation, or cut by recovery) and is void
 //!  72     8  segment sequence high-water mark (u64): no segment sequence above it was ever
 //!            used, so none is reused after the segments holding it are removed
-//!  80   428  reserved, zero
+//!  80     2  application metadata length n (u16, at most 256)
+//!  82     2  reserved, zero
+//!  84   256  application metadata: n opaque bytes, then zeros
+//! 340   168  reserved, zero
 //! 508     4  crc32 over (slot number as u32 ‖ bytes [0, 508))
 //! ```
 //!
@@ -67,7 +70,11 @@ const OFF_BASE_TERM: usize = 48;
 const OFF_FENCE_INDEX: usize = 56;
 const OFF_FENCE_GROUP: usize = 64;
 const OFF_SEQ_HWM: usize = 72;
+const OFF_APP_LEN: usize = 80;
+const OFF_APP: usize = 84;
 const OFF_CRC: usize = 508;
+/// Largest application metadata blob a slot holds.
+pub const APP_META_MAX: usize = 256;
 const FLAG_VOTE: u32 = 1;
 const FLAG_SNAPSHOT: u32 = 2;
 
@@ -99,10 +106,51 @@ pub(crate) struct HeaderState {
     pub fence: Fence,
     /// The highest segment sequence number ever used in the directory.
     pub seq_hwm: u64,
+    /// The application's metadata (`Wal::set_app_meta`).
+    pub app: AppMeta,
+}
+
+/// An opaque application blob of at most [`APP_META_MAX`] bytes, kept in the header slots.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AppMeta {
+    len: u16,
+    bytes: [u8; APP_META_MAX],
+}
+
+impl Default for AppMeta {
+    fn default() -> Self {
+        AppMeta {
+            len: 0,
+            bytes: [0; APP_META_MAX],
+        }
+    }
+}
+
+impl std::fmt::Debug for AppMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AppMeta({:02x?})", self.as_bytes())
+    }
+}
+
+impl AppMeta {
+    /// `bytes` as metadata, if it fits.
+    pub(crate) fn new(bytes: &[u8]) -> Option<Self> {
+        let mut m = AppMeta::default();
+        m.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        m.len = bytes.len() as u16;
+        Some(m)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 /// One decoded slot, or why it is invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// A valid slot carries its 256-byte application blob inline; there are two slots, decoded
+// once per open: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Slot {
     /// A valid slot.
     Valid { seq: u64, state: HeaderState },
@@ -184,6 +232,8 @@ pub(crate) fn encode_slot(slot_no: u32, seq: u64, st: &HeaderState) -> [u8; SLOT
     LE::write_u64(&mut b[OFF_FENCE_INDEX..], st.fence.index);
     LE::write_u64(&mut b[OFF_FENCE_GROUP..], st.fence.group);
     LE::write_u64(&mut b[OFF_SEQ_HWM..], st.seq_hwm);
+    LE::write_u16(&mut b[OFF_APP_LEN..], st.app.len);
+    b[OFF_APP..OFF_APP + APP_META_MAX].copy_from_slice(&st.app.bytes);
     let crc = slot_crc(slot_no, &b);
     LE::write_u32(&mut b[OFF_CRC..], crc);
     b
@@ -244,6 +294,17 @@ pub(crate) fn decode_slot(slot_no: u32, layout: Layout, b: &[u8]) -> Slot {
             group: u64_at(OFF_FENCE_GROUP),
         },
         seq_hwm: u64_at(OFF_SEQ_HWM),
+        app: AppMeta::default(),
+    };
+    let app_len = usize::from(LE::read_u16(&b[OFF_APP_LEN..]));
+    let state = match AppMeta::new(&b[OFF_APP..OFF_APP + app_len.min(APP_META_MAX)]) {
+        Some(app) if app_len <= APP_META_MAX => HeaderState { app, ..state },
+        _ => {
+            return Slot::Damaged(format!(
+                "slot {slot_no} at offset {}: application metadata length {app_len} is above                  {APP_META_MAX}",
+                at + OFF_APP_LEN as u64
+            ))
+        }
     };
     let seq = u64_at(OFF_SEQ);
     // Checksummed but never written by the WAL: values whose successor does not exist.
@@ -442,6 +503,11 @@ impl<F: VfsFile> HeaderFile<F> {
         self.state
     }
 
+    /// The application metadata of the current state.
+    pub(crate) fn app_meta(&self) -> &[u8] {
+        self.state.app.as_bytes()
+    }
+
     /// The current sequence number (records carry its low 32 bits).
     pub(crate) fn seq(&self) -> u64 {
         self.seq
@@ -551,7 +617,26 @@ mod tests {
                 group: 12,
             },
             seq_hwm: 33,
+            app: AppMeta::new(b"adapter state").unwrap(),
         }
+    }
+
+    #[test]
+    fn application_metadata_round_trips_and_an_absurd_length_is_damage() {
+        let state = st(3, Some(1));
+        let b = encode_slot(0, 7, &state);
+        assert_eq!(
+            decode_slot(0, Layout::V3, &b),
+            Slot::Valid { seq: 7, state }
+        );
+        assert!(AppMeta::new(&[1; APP_META_MAX + 1]).is_none());
+        let mut bad = b;
+        LE::write_u16(&mut bad[OFF_APP_LEN..], (APP_META_MAX + 1) as u16);
+        let crc = slot_crc(0, &bad);
+        LE::write_u32(&mut bad[OFF_CRC..], crc);
+        assert!(
+            matches!(decode_slot(0, Layout::V3, &bad), Slot::Damaged(r) if r.contains("metadata"))
+        );
     }
 
     fn file_with(slots: [Option<(u64, HeaderState)>; 2]) -> Vec<u8> {

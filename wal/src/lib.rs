@@ -56,6 +56,7 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use group_commit::GroupCommit;
+pub use header::APP_META_MAX;
 pub use types::{
     Damage, Entry, HardState, Options, RecoveryMode, RecoveryReport, SegmentPrepare, SnapshotMeta,
     Stats,

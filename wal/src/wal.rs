@@ -7,7 +7,7 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{rec, record_len, segment_name, RecordHeader};
-use crate::header::{Fence, HeaderFile, HeaderState};
+use crate::header::{AppMeta, Fence, HeaderFile, HeaderState};
 use crate::io::{OpenMode, StdVfs, Vfs};
 use crate::recovery;
 use crate::segment::Segment;
@@ -316,6 +316,21 @@ impl<V: Vfs> Wal<V> {
         self.move_base(meta, None)
     }
 
+    /// Moves the log base to `meta` without storing snapshot data, durably: like
+    /// [`Wal::compact`], but `meta` may lie past the last entry (a Raft log store purging
+    /// beyond its log after installing a snapshot it keeps elsewhere). If the log holds
+    /// `meta.index` with `meta.term`, the entries after it are kept; otherwise the whole log
+    /// is discarded and the next append starts at `meta.index + 1`. A snapshot saved
+    /// earlier is removed, unless `meta` is already the base (then nothing changes).
+    pub fn compact_to(&mut self, meta: SnapshotMeta) -> Result<()> {
+        self.check_writable()?;
+        self.check_new_base(meta)?;
+        if meta == self.snapshot_meta() {
+            return Ok(());
+        }
+        self.move_base(meta, None)
+    }
+
     /// First index in the log (`snapshot_meta().index + 1`).
     pub fn first_index(&self) -> u64 {
         self.snapshot_meta().index + 1
@@ -478,12 +493,60 @@ impl<V: Vfs> Wal<V> {
 
     /// Reads entries `[lo, hi)`, each verified.
     pub fn entries(&self, lo: u64, hi: u64) -> Result<Vec<Entry>> {
+        self.entries_bounded(lo, hi, u64::MAX)
+    }
+
+    /// Reads entries from `lo` up to `hi` (exclusive), each verified, stopping before the
+    /// entry that would take the payload bytes read past `max_bytes` — but always at least
+    /// one entry when `lo < hi`, so a caller with a small budget still makes progress (a
+    /// replication batch of bounded size). Each payload is read once, straight into the
+    /// returned entry.
+    pub fn entries_bounded(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry>> {
         if hi <= lo {
             return Ok(Vec::new());
         }
         self.check_range(lo)?;
         self.check_range(hi - 1)?;
-        (lo..hi).map(|i| self.entry(i)).collect()
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for i in lo..hi {
+            let e = self.entry(i)?;
+            bytes = bytes.saturating_add(e.data.len() as u64);
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// The application metadata last stored with [`Wal::set_app_meta`] (empty if none): an
+    /// opaque blob of at most [`crate::APP_META_MAX`] bytes that an adapter keeps beside
+    /// term and vote — openraft's whole vote with its leader id and committed flag, the
+    /// committed log id, the purged log id's leader.
+    pub fn app_meta(&self) -> &[u8] {
+        self.header.app_meta()
+    }
+
+    /// Durably replaces the application metadata: one header slot written, one
+    /// `fdatasync`, with the same crash guarantee as [`Wal::set_hard_state`] (after a crash
+    /// open finds the old blob or the new one). Later truncations, compactions and
+    /// snapshots carry it into both slots. Appends buffered before are not synced by this
+    /// call: an adapter whose metadata must not become durable ahead of them syncs first.
+    pub fn set_app_meta(&mut self, meta: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        let app = AppMeta::new(meta).ok_or_else(|| Error::InvalidArgument {
+            reason: format!(
+                "application metadata of {} bytes; the header holds at most {}",
+                meta.len(),
+                crate::APP_META_MAX
+            ),
+        })?;
+        let cur = self.header.state();
+        if cur.app == app {
+            return Ok(());
+        }
+        self.update_header(HeaderState { app, ..cur })
     }
 
     /// Durably removes entries `from..` (a follower's conflicting suffix). `from` must be
