@@ -29,6 +29,8 @@ pub struct Recovered {
     pub entries: Vec<Entry>,
     /// `snapshot()`.
     pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    /// `app_meta()`.
+    pub app: Vec<u8>,
 }
 
 impl Recovered {
@@ -50,6 +52,7 @@ impl Recovered {
             base_term: wal.term(base.index)?,
             entries,
             snapshot: wal.snapshot()?,
+            app: wal.app_meta().to_vec(),
         })
     }
 
@@ -85,6 +88,7 @@ impl std::error::Error for Violation {}
 /// the first broken invariant.
 pub fn check(model: &Model, rec: &Recovered) -> Result<u64, String> {
     check_hard_state(model, rec)?;
+    check_app_meta(model, rec)?;
     check_base(model, rec)?;
     check_entries(model, rec)?;
     check_snapshot(model, rec)?;
@@ -115,12 +119,28 @@ fn check_hard_state(model: &Model, rec: &Recovered) -> Result<(), String> {
     })
 }
 
+fn check_app_meta(model: &Model, rec: &Recovered) -> Result<(), String> {
+    let in_flight = match &model.in_flight {
+        Some(Op::SetAppMeta(b)) => Some(b),
+        _ => None,
+    };
+    if rec.app == model.app || Some(&rec.app) == in_flight {
+        return Ok(());
+    }
+    Err(format!(
+        "application metadata of {} bytes is neither the acknowledged one ({} bytes) nor the \
+         one in flight",
+        rec.app.len(),
+        model.app.len()
+    ))
+}
+
 fn check_base(model: &Model, rec: &Recovered) -> Result<(), String> {
     let in_flight = match &model.in_flight {
         Some(Op::Compact(i)) if *i > model.base.index => {
             model.term(*i).map(|term| SnapshotMeta { index: *i, term })
         }
-        Some(Op::SaveSnapshot(m, _)) => Some(*m),
+        Some(Op::SaveSnapshot(m, _)) | Some(Op::CompactTo(m)) => Some(*m),
         _ => None,
     };
     if rec.base != model.base && Some(rec.base) != in_flight {
@@ -150,7 +170,7 @@ pub fn must_reach(model: &Model) -> u64 {
     match &model.in_flight {
         Some(Op::TruncateSuffix(from)) => model.acked_last.min(from.saturating_sub(1)),
         // A conflicting snapshot first truncates the log before its index durably.
-        Some(Op::SaveSnapshot(m, _)) if model.snapshot_conflicts(m) => {
+        Some(Op::SaveSnapshot(m, _) | Op::CompactTo(m)) if model.snapshot_conflicts(m) => {
             model.acked_last.min(m.index.saturating_sub(1))
         }
         _ => model.acked_last,
@@ -262,6 +282,7 @@ pub fn promote(model: &mut Model, rec: &Recovered) {
         model.group_starts.insert(model.acked_last + 1);
     }
     model.hard = rec.hard;
+    model.app = rec.app.clone();
     model.base = rec.base;
     model.last = rec.last;
     model.acked_last = rec.last;
@@ -306,6 +327,7 @@ mod tests {
             base_term: 0,
             entries: entries.to_vec(),
             snapshot: None,
+            app: Vec::new(),
         }
     }
 

@@ -54,6 +54,12 @@ pub fn intent_line(op: &Op) -> String {
         Op::SaveSnapshot(m, d) => {
             let _ = write!(s, "snap {} {} {}", m.index, m.term, hex(d));
         }
+        Op::SetAppMeta(b) => {
+            let _ = write!(s, "app {}", hex(b));
+        }
+        Op::CompactTo(m) => {
+            let _ = write!(s, "compact_to {} {}", m.index, m.term);
+        }
     }
     s
 }
@@ -92,6 +98,12 @@ pub fn parse_intent(line: &str) -> Option<Op> {
         }
         "trunc" => Op::TruncateSuffix(num(words.next())?),
         "compact" => Op::Compact(num(words.next())?),
+        "app" => Op::SetAppMeta(unhex(words.next().unwrap_or(""))?),
+        "compact_to" => {
+            let index = num(words.next())?;
+            let term = num(words.next())?;
+            Op::CompactTo(SnapshotMeta { index, term })
+        }
         "snap" => {
             let index = num(words.next())?;
             let term = num(words.next())?;
@@ -179,6 +191,9 @@ mod tests {
             Op::Compact(2),
             Op::SaveSnapshot(SnapshotMeta { index: 2, term: 1 }, b"s".to_vec()),
             Op::SaveSnapshot(SnapshotMeta { index: 2, term: 1 }, vec![]),
+            Op::SetAppMeta(b"vote 3/2".to_vec()),
+            Op::SetAppMeta(vec![]),
+            Op::CompactTo(SnapshotMeta { index: 9, term: 4 }),
         ];
         for op in ops {
             assert_eq!(parse_intent(&intent_line(&op)), Some(op));

@@ -27,6 +27,10 @@ pub enum Op {
     Compact(u64),
     /// `save_snapshot(meta, data)`.
     SaveSnapshot(SnapshotMeta, Vec<u8>),
+    /// `set_app_meta(blob)`.
+    SetAppMeta(Vec<u8>),
+    /// `compact_to(meta)`: the base moved without snapshot data, possibly past the end.
+    CompactTo(SnapshotMeta),
 }
 
 impl Op {
@@ -52,6 +56,8 @@ impl fmt::Display for Op {
             }
             Op::TruncateSuffix(i) => write!(f, "truncate_suffix({i})"),
             Op::Compact(i) => write!(f, "compact({i})"),
+            Op::SetAppMeta(b) => write!(f, "set_app_meta({} bytes)", b.len()),
+            Op::CompactTo(m) => write!(f, "compact_to(index {}, term {})", m.index, m.term),
             Op::SaveSnapshot(m, d) => {
                 write!(
                     f,
@@ -94,6 +100,11 @@ pub struct Model {
     /// Entries were appended since the last acknowledged header update (a term or vote
     /// change, a truncation, a compaction, a snapshot, or a recovery).
     pub appended_since_header: bool,
+    /// Acknowledged application metadata (`set_app_meta`).
+    pub app: Vec<u8>,
+    /// The application metadata as of the header update before the last one: what the
+    /// older slot may hold.
+    pub prev_app: Vec<u8>,
     /// Entries appended since the last acknowledged header update were synced: records
     /// written under the newest header slot's sequence are on the disk, so a fall-back to
     /// the older slot is provably a rollback.
@@ -173,10 +184,9 @@ impl Model {
                 self.last = self.last.min(keep);
                 self.acked_last = self.acked_last.min(keep);
             }
-            Op::Compact(index) => {
-                if *index > self.base.index {
-                    self.base_has_snapshot = false;
-                }
+            // At the base, `compact` changes nothing (no header update either).
+            Op::Compact(index) if *index > self.base.index => {
+                self.base_has_snapshot = false;
                 let term = self.term(*index).unwrap_or(self.base.term);
                 self.move_base(SnapshotMeta {
                     index: *index,
@@ -184,10 +194,24 @@ impl Model {
                 });
                 self.header_updated();
             }
+            Op::Compact(_) => {}
             Op::SaveSnapshot(meta, _) => {
                 self.move_base(*meta);
                 self.base_has_snapshot = true;
                 self.header_updated();
+            }
+            Op::SetAppMeta(blob) => {
+                if *blob != self.app {
+                    self.header_updated();
+                    self.app = blob.clone();
+                }
+            }
+            Op::CompactTo(meta) => {
+                if *meta != self.base {
+                    self.move_base(*meta);
+                    self.base_has_snapshot = false;
+                    self.header_updated();
+                }
             }
         }
     }
@@ -196,6 +220,7 @@ impl Model {
     pub fn header_updated(&mut self) {
         self.appended_since_header = false;
         self.synced_since_header = false;
+        self.prev_app = self.app.clone();
     }
 
     /// Whether a snapshot at `meta` discards the whole log (as `Wal::save_snapshot` does):

@@ -302,7 +302,7 @@ impl Torture {
             let result = self.runner.apply(&op);
             self.last_op_reshaped = matches!(
                 op,
-                Op::TruncateSuffix(_) | Op::Compact(_) | Op::SaveSnapshot(..)
+                Op::TruncateSuffix(_) | Op::Compact(_) | Op::SaveSnapshot(..) | Op::CompactTo(_)
             ) && result.is_ok();
             let fired = io_faults(&self.fs.fault_counts()) > before;
             self.check_identities()?;
@@ -399,7 +399,7 @@ impl Torture {
         match failed {
             Op::TruncateSuffix(from) => i = i.min(from.saturating_sub(1)),
             Op::Compact(c) => floor = floor.max(*c),
-            Op::SaveSnapshot(m, _) => {
+            Op::SaveSnapshot(m, _) | Op::CompactTo(m) => {
                 floor = floor.max(m.index);
                 if model.snapshot_conflicts(m) {
                     i = i.min(m.index.saturating_sub(1));
@@ -645,7 +645,7 @@ impl Torture {
         let reshaped = match &model.in_flight {
             Some(op) => matches!(
                 op,
-                Op::TruncateSuffix(_) | Op::Compact(_) | Op::SaveSnapshot(..)
+                Op::TruncateSuffix(_) | Op::Compact(_) | Op::SaveSnapshot(..) | Op::CompactTo(_)
             ),
             None => !model.appended_since_header && self.last_op_reshaped,
         };
@@ -1093,7 +1093,8 @@ fn aimed_at(model: &Model, index: u64, rng: &mut StdRng) -> Op {
 /// no newer, no acknowledged entry lost (the older slot's base is below them: they must all
 /// be there), and every entry the model still knows unchanged.
 fn is_older_header(model: &Model, rec: &Recovered) -> bool {
-    rec.hard.term <= model.hard.term
+    (rec.app == model.app || rec.app == model.prev_app)
+        && rec.hard.term <= model.hard.term
         && rec.base.index <= model.base.index
         && rec.last >= must_reach(model)
         && rec

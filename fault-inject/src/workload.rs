@@ -73,6 +73,8 @@ impl<V: Vfs> Runner<V> {
             Op::TruncateSuffix(from) => w.truncate_suffix(*from),
             Op::Compact(i) => w.compact(*i),
             Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
+            Op::SetAppMeta(blob) => w.set_app_meta(blob),
+            Op::CompactTo(meta) => w.compact_to(*meta),
         }
     }
 }
@@ -145,12 +147,14 @@ pub fn random_op(model: &Model, rng: &mut StdRng, shape: &WorkloadShape) -> Op {
                 return Op::Append(next_entries(model, rng, n, len));
             }
             40..=64 => return Op::Sync,
-            65..=74 => return Op::SetHardState(next_hard_state(model.hard, rng)),
+            65..=71 => return Op::SetHardState(next_hard_state(model.hard, rng)),
+            72..=74 => return Op::SetAppMeta(app_blob(rng)),
             75..=78 if has_log => {
                 return Op::TruncateSuffix(rng.gen_range(model.base.index + 1..=model.last))
             }
             79..=82 if has_log => return Op::TruncateSuffix(tail_truncation(model, rng)),
-            83..=90 if has_acked => {
+            89..=90 => return compact_to(model, rng),
+            83..=88 if has_acked => {
                 // From the base itself (a repeated purge, which must keep the snapshot).
                 return Op::Compact(rng.gen_range(model.base.index..=model.acked_last));
             }
@@ -187,6 +191,33 @@ pub fn installed_snapshot(model: &Model, rng: &mut StdRng) -> Op {
         SnapshotMeta { index, term },
         snapshot_data(rng, index, term),
     )
+}
+
+/// A base move without snapshot data (`compact_to`), as a Raft log store purging after a
+/// snapshot it keeps elsewhere: half the time at an acknowledged entry with its term (the
+/// suffix is kept), else past the end (the log is discarded).
+fn compact_to(model: &Model, rng: &mut StdRng) -> Op {
+    if model.acked_last > model.base.index && rng.gen_bool(0.5) {
+        let index = rng.gen_range(model.base.index + 1..=model.acked_last);
+        let term = model.term(index).unwrap_or(model.base.term);
+        return Op::CompactTo(SnapshotMeta { index, term });
+    }
+    let index = model.last + rng.gen_range(1..=6);
+    Op::CompactTo(SnapshotMeta {
+        index,
+        term: model.current_term(),
+    })
+}
+
+/// Application metadata: empty, a few bytes, or the largest blob the header holds, with
+/// bytes that differ from call to call (a stale blob is seen at once).
+fn app_blob(rng: &mut StdRng) -> Vec<u8> {
+    let len = match rng.gen_range(0..4) {
+        0 => 0,
+        1 => raftwal::APP_META_MAX,
+        _ => rng.gen_range(1..=80),
+    };
+    (0..len).map(|_| rng.gen()).collect()
 }
 
 fn snapshot_data(rng: &mut StdRng, index: u64, term: u64) -> Vec<u8> {

@@ -61,6 +61,8 @@ fn apply(w: &mut Wal, m: &mut Model, op: Op) {
         Op::Compact(index) => w.compact(*index),
         Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
         Op::SetHardState(hs) => w.set_hard_state(*hs),
+        Op::SetAppMeta(blob) => w.set_app_meta(blob),
+        Op::CompactTo(meta) => w.compact_to(*meta),
         Op::Open => Ok(()),
     }
     .unwrap_or_else(|e| panic!("{op}: {e}"));

@@ -45,8 +45,16 @@ fn draw(rng: &mut StdRng, m: &Model) -> Op {
         }
         45..=64 => Op::Sync,
         65..=74 if last > base => Op::TruncateSuffix(rng.gen_range(base + 1..=last)),
-        75..=79 => Op::Compact(rng.gen_range(base..=last)),
-        80..=87 => {
+        75..=77 => Op::Compact(rng.gen_range(base..=last)),
+        78..=79 => Op::CompactTo(SnapshotMeta {
+            index: last + rng.gen_range(1..10),
+            term: m.current_term(),
+        }),
+        80..=81 => {
+            let len = rng.gen_range(0..=raftwal::APP_META_MAX);
+            Op::SetAppMeta((0..len).map(|_| rng.gen()).collect())
+        }
+        82..=87 => {
             let meta = if rng.gen_bool(0.5) {
                 let index = rng.gen_range(base..=last);
                 let term = m.term(index).unwrap_or(m.base.term);
@@ -83,6 +91,8 @@ fn apply(w: &mut Wal<SimFs>, op: &Op) -> raftwal::Result<()> {
         Op::Compact(index) => w.compact(*index),
         Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
         Op::SetHardState(hs) => w.set_hard_state(*hs),
+        Op::SetAppMeta(blob) => w.set_app_meta(blob),
+        Op::CompactTo(meta) => w.compact_to(*meta),
         Op::Open => Ok(()),
     }
 }
