@@ -1,24 +1,11 @@
 //! A run is a function of its seed: the same seed gives the same trace figures, so every
 //! printed failing seed replays exactly.
 
-use raftwal_raft::sim::{cmd, run_seed, Scenario, StoreKind, TResult, Tester};
+use raftwal_raft::sim::{run_seed, Scenario, StoreKind, TResult, Tester};
 
 /// A bit of everything: unreliable network, long reordering, crashes mid-persist, snapshots.
 fn mixed(cfg: &mut Tester) -> TResult<()> {
-    let n = cfg.n();
-    cfg.set_long_reordering(true);
-    for round in 0..30u64 {
-        let victim = cfg.rand_below(n as u64) as usize;
-        cfg.crash1(victim);
-        for _ in 0..5 {
-            let r = cfg.rand();
-            cfg.one(cmd(r), n - 1, true)?;
-        }
-        cfg.start1(victim);
-        cfg.connect(victim);
-        cfg.one(cmd(round), n, true)?;
-    }
-    Ok(())
+    raftwal_raft::sim::mixed_rounds(cfg, 30)
 }
 
 const MIXED: Scenario = Scenario {

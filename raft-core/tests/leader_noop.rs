@@ -128,20 +128,7 @@ fn without_leader_noop_the_last_entry_waits_for_a_proposal() {
 #[test]
 fn leader_noop_runs_pass_the_safety_checker() {
     fn mixed(cfg: &mut Tester) -> TResult<()> {
-        let n = cfg.n();
-        cfg.set_long_reordering(true);
-        for round in 0..20u64 {
-            let victim = cfg.rand_below(n as u64) as usize;
-            cfg.crash1(victim);
-            for _ in 0..5 {
-                let r = cfg.rand();
-                cfg.one(cmd(r), n - 1, true)?;
-            }
-            cfg.start1(victim);
-            cfg.connect(victim);
-            cfg.one(cmd(round), n, true)?;
-        }
-        Ok(())
+        raftwal_raft::sim::mixed_rounds(cfg, 20)
     }
     let s = Scenario {
         name: "MixedLeaderNoop",

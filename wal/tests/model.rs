@@ -54,18 +54,7 @@ fn check_exact(w: &Wal, m: &Model) {
 /// Applies `op` to the WAL, which must accept it, and to the model.
 fn apply(w: &mut Wal, m: &mut Model, op: Op) {
     m.begin(&op);
-    match &op {
-        Op::Append(b) => w.append(b),
-        Op::Sync => w.sync(),
-        Op::TruncateSuffix(from) => w.truncate_suffix(*from),
-        Op::Compact(index) => w.compact(*index),
-        Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
-        Op::SetHardState(hs) => w.set_hard_state(*hs),
-        Op::SetAppMeta(blob) => w.set_app_meta(blob),
-        Op::CompactTo(meta) => w.compact_to(*meta),
-        Op::Open => Ok(()),
-    }
-    .unwrap_or_else(|e| panic!("{op}: {e}"));
+    common::apply_op(w, &op).unwrap_or_else(|e| panic!("{op}: {e}"));
     m.complete(&op);
 }
 

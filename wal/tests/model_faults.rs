@@ -83,20 +83,6 @@ fn draw(rng: &mut StdRng, m: &Model) -> Op {
     }
 }
 
-fn apply(w: &mut Wal<SimFs>, op: &Op) -> raftwal::Result<()> {
-    match op {
-        Op::Append(b) => w.append(b),
-        Op::Sync => w.sync(),
-        Op::TruncateSuffix(from) => w.truncate_suffix(*from),
-        Op::Compact(index) => w.compact(*index),
-        Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
-        Op::SetHardState(hs) => w.set_hard_state(*hs),
-        Op::SetAppMeta(blob) => w.set_app_meta(blob),
-        Op::CompactTo(meta) => w.compact_to(*meta),
-        Op::Open => Ok(()),
-    }
-}
-
 /// Arms one EIO on a file sync (70 %) or a write, a few calls ahead.
 fn arm(rng: &mut StdRng, fs: &SimFs) {
     if rng.gen_bool(0.7) {
@@ -155,7 +141,7 @@ fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> (usize, usize) {
         }
         note(trace, format!("{step}: {op} (armed {armed})"));
         m.begin(&op);
-        let r = apply(&mut w, &op);
+        let r = common::apply_op(&mut w, &op);
         fs.clear_faults();
         match r {
             Ok(()) => m.complete(&op),

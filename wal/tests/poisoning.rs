@@ -8,7 +8,7 @@
 mod common;
 
 use common::sim::dir;
-use common::{ent, small_opts};
+use common::{assert_log, ent, small_opts};
 use raftwal::{Entry, Error, HardState, SnapshotMeta, Wal};
 use raftwal_fault::{Fault, SimFs, SyncFailure};
 
@@ -34,19 +34,6 @@ fn crash_and_reopen(fs: &SimFs, w: Wal<SimFs>) -> Wal<SimFs> {
     fs.clear_faults();
     fs.crash(7);
     Wal::open_with(fs.clone(), dir(), small_opts()).unwrap()
-}
-
-/// Asserts that `w` holds exactly `expected` from index `first` on.
-fn assert_log(w: &Wal<SimFs>, first: u64, expected: &[Entry]) {
-    assert_eq!(w.first_index(), first, "first index");
-    assert_eq!(
-        w.last_index(),
-        first + expected.len() as u64 - 1,
-        "last index"
-    );
-    for e in expected {
-        assert_eq!(&w.entry(e.index).unwrap(), e, "entry {}", e.index);
-    }
 }
 
 /// Every mutating call must return `Error::Poisoned`, and reads of `acked` keep working.

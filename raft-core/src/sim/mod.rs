@@ -40,6 +40,26 @@ pub use tester::{
     SNAPSHOT_INTERVAL,
 };
 
+/// A bit of everything for `rounds` rounds: long reordering, one node crashed mid-persist
+/// while five commands commit without it, restarted and reconnected, one more command on
+/// all. Shared by the determinism and leader-no-op tests.
+pub fn mixed_rounds(cfg: &mut Tester, rounds: u64) -> TResult<()> {
+    let n = cfg.n();
+    cfg.set_long_reordering(true);
+    for round in 0..rounds {
+        let victim = cfg.rand_below(n as u64) as usize;
+        cfg.crash1(victim);
+        for _ in 0..5 {
+            let r = cfg.rand();
+            cfg.one(cmd(r), n - 1, true)?;
+        }
+        cfg.start1(victim);
+        cfg.connect(victim);
+        cfg.one(cmd(round), n, true)?;
+    }
+    Ok(())
+}
+
 /// Seeds per scenario and store when `RAFT_SEEDS` is not set.
 pub const DEFAULT_SEEDS: u64 = 10;
 

@@ -5,7 +5,9 @@ pub mod sim;
 
 use std::path::Path;
 
+use raftwal::io::Vfs;
 use raftwal::{Entry, Options, Wal};
+use raftwal_fault::model::Op;
 
 /// Options with small segments so tests rotate often.
 pub fn small_opts() -> Options {
@@ -41,8 +43,23 @@ pub fn ents(lo: u64, hi: u64, term: u64) -> Vec<Entry> {
     (lo..=hi).map(|i| ent(i, term, (i % 97) as usize)).collect()
 }
 
+/// Issues `op` (a call of the torture's model) on `w`.
+pub fn apply_op<V: Vfs>(w: &mut Wal<V>, op: &Op) -> raftwal::Result<()> {
+    match op {
+        Op::Append(b) => w.append(b),
+        Op::Sync => w.sync(),
+        Op::TruncateSuffix(from) => w.truncate_suffix(*from),
+        Op::Compact(index) => w.compact(*index),
+        Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
+        Op::SetHardState(hs) => w.set_hard_state(*hs),
+        Op::SetAppMeta(blob) => w.set_app_meta(blob),
+        Op::CompactTo(meta) => w.compact_to(*meta),
+        Op::Open => Ok(()),
+    }
+}
+
 /// Asserts that `w` holds exactly `expected` (first index = `expected[0].index`).
-pub fn assert_log(w: &Wal, first: u64, expected: &[Entry]) {
+pub fn assert_log<V: Vfs>(w: &Wal<V>, first: u64, expected: &[Entry]) {
     assert_eq!(w.first_index(), first, "first index");
     assert_eq!(
         w.last_index(),
