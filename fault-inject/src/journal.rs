@@ -28,12 +28,7 @@ pub fn intent_line(op: &Op) -> String {
         Op::Open => s.push_str("open"),
         Op::Append(es) => {
             s.push_str("append ");
-            for (k, e) in es.iter().enumerate() {
-                if k > 0 {
-                    s.push(',');
-                }
-                let _ = write!(s, "{}:{}:{}", e.index, e.term, hex(&e.data));
-            }
+            push_entries(&mut s, es);
         }
         Op::Sync => s.push_str("sync"),
         Op::SetHardState(hs) => {
@@ -60,8 +55,39 @@ pub fn intent_line(op: &Op) -> String {
         Op::CompactTo(m) => {
             let _ = write!(s, "compact_to {} {}", m.index, m.term);
         }
+        Op::PipelinedSync(bs) => {
+            s.push_str("psync");
+            for b in bs {
+                s.push(' ');
+                push_entries(&mut s, b);
+            }
+        }
     }
     s
+}
+
+/// Entries as `index:term:hex` items separated by commas.
+fn push_entries(s: &mut String, es: &[Entry]) {
+    for (k, e) in es.iter().enumerate() {
+        if k > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{}:{}:{}", e.index, e.term, hex(&e.data));
+    }
+}
+
+/// Parses `index:term:hex` items separated by commas.
+fn parse_entries(list: &str) -> Option<Vec<Entry>> {
+    let num = |w: Option<&str>| w.and_then(|w| w.parse::<u64>().ok());
+    let mut es = Vec::new();
+    for item in list.split(',') {
+        let mut parts = item.split(':');
+        let index = num(parts.next())?;
+        let term = num(parts.next())?;
+        let data = unhex(parts.next()?)?;
+        es.push(Entry { index, term, data });
+    }
+    Some(es)
 }
 
 /// The journal line recording that the call announced last returned `Ok`.
@@ -76,17 +102,8 @@ pub fn parse_intent(line: &str) -> Option<Op> {
     let num = |w: Option<&str>| w.and_then(|w| w.parse::<u64>().ok());
     Some(match kind {
         "open" => Op::Open,
-        "append" => {
-            let mut es = Vec::new();
-            for item in words.next()?.split(',') {
-                let mut parts = item.split(':');
-                let index = num(parts.next())?;
-                let term = num(parts.next())?;
-                let data = unhex(parts.next()?)?;
-                es.push(Entry { index, term, data });
-            }
-            Op::Append(es)
-        }
+        "append" => Op::Append(parse_entries(words.next()?)?),
+        "psync" => Op::PipelinedSync(words.map(parse_entries).collect::<Option<_>>()?),
         "sync" => Op::Sync,
         "hard" => {
             let term = num(words.next())?;
@@ -194,6 +211,18 @@ mod tests {
             Op::SetAppMeta(b"vote 3/2".to_vec()),
             Op::SetAppMeta(vec![]),
             Op::CompactTo(SnapshotMeta { index: 9, term: 4 }),
+            Op::PipelinedSync(vec![
+                vec![Entry {
+                    index: 3,
+                    term: 2,
+                    data: b"a".to_vec(),
+                }],
+                vec![Entry {
+                    index: 4,
+                    term: 2,
+                    data: vec![],
+                }],
+            ]),
         ];
         for op in ops {
             assert_eq!(parse_intent(&intent_line(&op)), Some(op));

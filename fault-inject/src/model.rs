@@ -31,6 +31,10 @@ pub enum Op {
     SetAppMeta(Vec<u8>),
     /// `compact_to(meta)`: the base moved without snapshot data, possibly past the end.
     CompactTo(SnapshotMeta),
+    /// A pipelined sync: `begin_sync`, these batches appended while it is in flight,
+    /// `PendingSync::wait`, `end_sync`. It acknowledges what was appended before it; the
+    /// batches are appended, not acknowledged.
+    PipelinedSync(Vec<Vec<Entry>>),
 }
 
 impl Op {
@@ -58,6 +62,10 @@ impl fmt::Display for Op {
             Op::Compact(i) => write!(f, "compact({i})"),
             Op::SetAppMeta(b) => write!(f, "set_app_meta({} bytes)", b.len()),
             Op::CompactTo(m) => write!(f, "compact_to(index {}, term {})", m.index, m.term),
+            Op::PipelinedSync(bs) => {
+                let n: usize = bs.iter().map(Vec::len).sum();
+                write!(f, "pipelined sync, {n} entries appended meanwhile")
+            }
             Op::SaveSnapshot(m, d) => {
                 write!(
                     f,
@@ -140,6 +148,11 @@ impl Model {
                     self.log.insert(e.index, e.clone());
                 }
             }
+            Op::PipelinedSync(bs) => {
+                for e in bs.iter().flatten() {
+                    self.log.insert(e.index, e.clone());
+                }
+            }
             Op::SaveSnapshot(meta, data) => {
                 let saved = self.snapshots.entry(*meta).or_default();
                 if !saved.contains(data) {
@@ -161,12 +174,13 @@ impl Model {
                     self.appended_since_header = true;
                 }
             }
-            Op::Sync => {
-                if self.last > self.acked_last {
-                    self.group_starts.insert(self.acked_last + 1);
+            Op::Sync => self.synced(),
+            Op::PipelinedSync(bs) => {
+                self.synced();
+                if let Some(e) = bs.iter().flatten().next_back() {
+                    self.last = e.index;
+                    self.appended_since_header = true;
                 }
-                self.acked_last = self.last;
-                self.synced_since_header |= self.appended_since_header;
             }
             Op::SetHardState(hs) => {
                 if *hs != self.hard {
@@ -214,6 +228,15 @@ impl Model {
                 }
             }
         }
+    }
+
+    /// A sync returned: everything appended before it is acknowledged.
+    fn synced(&mut self) {
+        if self.last > self.acked_last {
+            self.group_starts.insert(self.acked_last + 1);
+        }
+        self.acked_last = self.last;
+        self.synced_since_header |= self.appended_since_header;
     }
 
     /// The header was rewritten: nothing appended under its sequence yet.

@@ -75,6 +75,13 @@ impl<V: Vfs> Runner<V> {
             Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
             Op::SetAppMeta(blob) => w.set_app_meta(blob),
             Op::CompactTo(meta) => w.compact_to(*meta),
+            Op::PipelinedSync(batches) => {
+                let pending = w.begin_sync()?;
+                let appended = batches.iter().try_for_each(|b| w.append(b));
+                let synced = pending.wait();
+                let ended = w.end_sync(pending, synced);
+                appended.and(ended)
+            }
         }
     }
 }
@@ -146,7 +153,8 @@ pub fn random_op(model: &Model, rng: &mut StdRng, shape: &WorkloadShape) -> Op {
                 };
                 return Op::Append(next_entries(model, rng, n, len));
             }
-            40..=64 => return Op::Sync,
+            40..=61 => return Op::Sync,
+            62..=64 => return pipelined_sync(model, rng, shape),
             65..=71 => return Op::SetHardState(next_hard_state(model.hard, rng)),
             72..=74 => return Op::SetAppMeta(app_blob(rng)),
             75..=78 if has_log => {
@@ -191,6 +199,23 @@ pub fn installed_snapshot(model: &Model, rng: &mut StdRng) -> Op {
         SnapshotMeta { index, term },
         snapshot_data(rng, index, term),
     )
+}
+
+/// A pipelined sync with one to three batches appended while it is in flight (as an
+/// adapter's flush thread syncs while the Raft appends on).
+fn pipelined_sync(model: &Model, rng: &mut StdRng, shape: &WorkloadShape) -> Op {
+    let mut ahead = model.clone();
+    let batches = (0..rng.gen_range(1..=3))
+        .map(|_| {
+            let n = rng.gen_range(1..=shape.max_batch.max(1));
+            let b = next_entries(&ahead, rng, n, 1..=shape.max_payload.max(1));
+            let op = Op::Append(b.clone());
+            ahead.begin(&op);
+            ahead.complete(&op);
+            b
+        })
+        .collect();
+    Op::PipelinedSync(batches)
 }
 
 /// A base move without snapshot data (`compact_to`), as a Raft log store purging after a

@@ -46,6 +46,7 @@ mod header;
 pub mod inspect;
 pub mod io;
 pub mod metrics;
+mod pending_sync;
 mod reader;
 mod recovery;
 mod segment;
@@ -57,6 +58,7 @@ mod wal;
 pub use error::{Error, Result};
 pub use group_commit::GroupCommit;
 pub use header::APP_META_MAX;
+pub use pending_sync::PendingSync;
 pub use types::{
     Damage, Entry, HardState, Options, RecoveryMode, RecoveryReport, SegmentPrepare, SnapshotMeta,
     Stats,

@@ -14,7 +14,7 @@
 //! error is an `Error::Io`.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::file::WalFile;
@@ -34,7 +34,9 @@ use crate::types::Entry;
 /// [`Error::Io`] naming the file; the [`crate::Wal`] decides when each step runs (the fsync
 /// order in `docs/FORMAT.md`), counts it and poisons itself on failure.
 pub(crate) struct Segment<F: VfsFile> {
-    file: WalFile<F>,
+    /// Shared with a sync in flight (`Wal::begin_sync`), which fdatasyncs it outside the
+    /// `Wal`'s borrow.
+    file: Arc<WalFile<F>>,
     seq: u64,
     first_index: u64,
     first_group: u64,
@@ -139,7 +141,7 @@ impl<F: VfsFile> Segment<F> {
         written: u64,
     ) -> Self {
         Segment {
-            file,
+            file: Arc::new(file),
             seq,
             first_index,
             first_group,
@@ -162,6 +164,12 @@ impl<F: VfsFile> Segment<F> {
     /// The open file.
     pub(crate) fn file(&self) -> &WalFile<F> {
         &self.file
+    }
+
+    /// If the file was written since its last sync: marks it clean and returns a handle for
+    /// the caller to `fdatasync` (a sync begun by `Wal::begin_sync`).
+    pub(crate) fn take_dirty(&mut self) -> Option<Arc<WalFile<F>>> {
+        std::mem::take(&mut self.dirty).then(|| Arc::clone(&self.file))
     }
 
     /// The sequence number in its header (its identity with `first_index`).
@@ -240,17 +248,6 @@ impl<F: VfsFile> Segment<F> {
         self.pending.drain(..upto);
         self.last_record = self.last_record.and_then(|p| p.checked_sub(upto));
         Ok(upto)
-    }
-
-    /// `fdatasync`s the file if it was written since its last sync; returns whether it
-    /// synced.
-    pub(crate) fn sync(&mut self) -> Result<bool> {
-        if !self.dirty {
-            return Ok(false);
-        }
-        self.file.sync_data()?;
-        self.dirty = false;
-        Ok(true)
     }
 
     /// Cuts the file at `at` (records end there), reserves `reserve` bytes again, and

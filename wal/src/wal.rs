@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::format::{rec, record_len, segment_name, RecordHeader};
 use crate::header::{AppMeta, Fence, HeaderFile, HeaderState};
 use crate::io::{OpenMode, StdVfs, Vfs};
+use crate::pending_sync::PendingSync;
 use crate::recovery;
 use crate::segment::Segment;
 use crate::spare::Spare;
@@ -44,6 +45,8 @@ pub struct Wal<V: Vfs = StdVfs> {
     next_seq: u64,
     last_index: u64,
     last_term: u64,
+    /// A sync begun by `begin_sync` has not ended: nothing may be written.
+    in_flight: bool,
     /// The failure that poisoned the handle, and its I/O error kind.
     poisoned: Option<(String, Option<std::io::ErrorKind>)>,
     stats: Stats,
@@ -150,6 +153,7 @@ impl<V: Vfs> Wal<V> {
             next_seq,
             last_index,
             last_term,
+            in_flight: false,
             poisoned: None,
             stats: Stats::default(),
             published: Stats::default(),
@@ -249,6 +253,7 @@ impl<V: Vfs> Wal<V> {
     /// cannot change within that term.
     pub fn set_hard_state(&mut self, hs: HardState) -> Result<()> {
         self.check_writable()?;
+        self.check_idle()?;
         let cur = self.header.state();
         if hs == cur.hard {
             return Ok(());
@@ -293,6 +298,7 @@ impl<V: Vfs> Wal<V> {
     /// truncated durably; then the header (the commit point); then old files removed.
     pub fn save_snapshot(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<()> {
         self.check_writable()?;
+        self.check_idle()?;
         self.check_new_base(meta)?;
         let path = crate::snapshot::write(&self.vfs, &self.dir, meta, data);
         let path = self.guard(path)?;
@@ -305,6 +311,7 @@ impl<V: Vfs> Wal<V> {
     /// already the base (then nothing changes).
     pub fn compact(&mut self, index: u64) -> Result<()> {
         self.check_writable()?;
+        self.check_idle()?;
         let term = self.term(index)?;
         let meta = SnapshotMeta { index, term };
         self.check_new_base(meta)?;
@@ -324,6 +331,7 @@ impl<V: Vfs> Wal<V> {
     /// earlier is removed, unless `meta` is already the base (then nothing changes).
     pub fn compact_to(&mut self, meta: SnapshotMeta) -> Result<()> {
         self.check_writable()?;
+        self.check_idle()?;
         self.check_new_base(meta)?;
         if meta == self.snapshot_meta() {
             return Ok(());
@@ -441,7 +449,7 @@ impl<V: Vfs> Wal<V> {
         self.last_index = expect - 1;
         self.last_term = term;
         self.stats.entries_appended += entries.len() as u64;
-        if early {
+        if early && !self.in_flight {
             // Write ahead of the sync, keeping the newest record buffered.
             self.write_active(true)?;
         }
@@ -450,32 +458,65 @@ impl<V: Vfs> Wal<V> {
 
     /// Makes every appended batch durable: the buffered records are written (one `pwrite`)
     /// and each file written since the last sync is `fdatasync`ed once. Returns once the
-    /// data is on stable storage.
+    /// data is on stable storage. The same as [`Wal::begin_sync`], [`PendingSync::wait`],
+    /// [`Wal::end_sync`] in a row.
     pub fn sync(&mut self) -> Result<()> {
+        let pending = self.begin_sync()?;
+        let r = pending.wait();
+        self.end_sync(pending, r)
+    }
+
+    /// Starts a sync whose `fdatasync`s run without borrowing the `Wal`, so that appends and
+    /// reads go on meanwhile (pipelined durability): writes every buffered record out, and
+    /// returns the files written since their last sync. Call [`PendingSync::wait`] on any
+    /// thread, then [`Wal::end_sync`] with its result; every batch appended before this
+    /// call is durable once `wait` returned `Ok`.
+    ///
+    /// While the sync is in flight, appends are buffered and never written, not even ahead
+    /// of the sync or at a rotation: a record of the next sync group must not reach the
+    /// disk before the `fdatasync` of this one returned (recovery's proof that earlier
+    /// groups are durable rests on it; docs/FORMAT.md). The next sync writes them. Every
+    /// other write (`sync`, `set_hard_state`, `set_app_meta`, truncation, compaction,
+    /// snapshot) is refused with [`Error::InvalidArgument`] until `end_sync`.
+    pub fn begin_sync(&mut self) -> Result<PendingSync<V::File>> {
         self.check_writable()?;
+        self.check_idle()?;
         let timer = crate::metrics::Timer::start();
-        // Only segments sealed by rotations since the last sync can hold unsynced data, and
-        // they are the ones just before the active segment: walk back to the first clean one.
+        // Only segments sealed since the last sync can hold unsynced or buffered records,
+        // and they are the ones just before the active segment.
         let n = self.segments.len();
-        let sealed = n.saturating_sub(1);
-        let first_dirty = self.segments[..sealed]
+        let first = self.segments[..n.saturating_sub(1)]
             .iter()
-            .rposition(|s| !s.is_dirty())
+            .rposition(|s| !s.is_dirty() && s.buffered() == 0)
             .map_or(0, |i| i + 1);
-        for i in first_dirty..sealed {
-            self.sync_segment(i)?;
-        }
-        self.write_active(false)?;
-        if n > 0 {
-            self.sync_segment(n - 1)?;
+        let mut files = Vec::new();
+        for i in first..n {
+            self.write_out(i, false)?;
+            files.extend(self.segments[i].take_dirty());
         }
         if self.group_started {
             self.group += 1;
             self.group_started = false;
         }
-        crate::metrics::sync(timer);
+        self.in_flight = true;
+        Ok(PendingSync { files, timer })
+    }
+
+    /// Ends the sync `pending` begun by [`Wal::begin_sync`], with the result of its
+    /// [`PendingSync::wait`]: an error poisons the handle (the page cache's state is
+    /// unknown, fsyncgate) and is returned.
+    pub fn end_sync(&mut self, pending: PendingSync<V::File>, result: Result<()>) -> Result<()> {
+        self.in_flight = false;
+        self.stats.file_syncs += pending.files.len() as u64;
+        self.guard(result)?;
+        crate::metrics::sync(pending.timer);
         self.publish();
         Ok(())
+    }
+
+    /// Whether a sync begun by [`Wal::begin_sync`] has not ended yet.
+    pub fn sync_in_flight(&self) -> bool {
+        self.in_flight
     }
 
     /// Appends a batch and syncs it: durable when this returns.
@@ -535,6 +576,7 @@ impl<V: Vfs> Wal<V> {
     /// call: an adapter whose metadata must not become durable ahead of them syncs first.
     pub fn set_app_meta(&mut self, meta: &[u8]) -> Result<()> {
         self.check_writable()?;
+        self.check_idle()?;
         let app = AppMeta::new(meta).ok_or_else(|| Error::InvalidArgument {
             reason: format!(
                 "application metadata of {} bytes; the header holds at most {}",
@@ -560,6 +602,7 @@ impl<V: Vfs> Wal<V> {
     /// old last index.
     pub fn truncate_suffix(&mut self, from: u64) -> Result<()> {
         self.check_writable()?;
+        self.check_idle()?;
         let base = self.snapshot_meta();
         if from <= base.index {
             return Err(Error::InvalidArgument {
@@ -753,7 +796,10 @@ impl<V: Vfs> Wal<V> {
     /// Seals the active segment (its buffered records written) and creates a new one whose
     /// first index is `first_index`.
     fn rotate(&mut self, first_index: u64) -> Result<()> {
-        self.write_active(false)?;
+        if !self.in_flight {
+            // (With a sync in flight the sealed segment keeps its buffer for the next sync.)
+            self.write_active(false)?;
+        }
         let seq = self.next_seq;
         if seq == u64::MAX {
             let err = Error::corrupt(&self.dir, 0, None, "segment sequence numbers exhausted");
@@ -795,23 +841,19 @@ impl<V: Vfs> Wal<V> {
             .then_some(self.opts.segment_size)
     }
 
-    /// `fdatasync`s segment `i` if it was written since its last sync.
-    fn sync_segment(&mut self, i: usize) -> Result<()> {
-        let timer = crate::metrics::Timer::start();
-        let r = self.segments[i].sync();
-        if !matches!(r, Ok(false)) {
-            self.stats.file_syncs += 1;
-            crate::metrics::fdatasync(timer);
-        }
-        self.guard(r).map(drop)
-    }
-
     /// Writes the active segment's buffered records (no sync): all of them, or all but the
     /// newest with `keep_last`.
     fn write_active(&mut self, keep_last: bool) -> Result<()> {
-        let Some(seg) = self.segments.last_mut() else {
-            return Ok(());
-        };
+        match self.segments.len() {
+            0 => Ok(()),
+            n => self.write_out(n - 1, keep_last),
+        }
+    }
+
+    /// Writes segment `i`'s buffered records (no sync).
+    fn write_out(&mut self, i: usize, keep_last: bool) -> Result<()> {
+        let active = i + 1 == self.segments.len();
+        let seg = &mut self.segments[i];
         if seg.buffered() == 0 {
             return Ok(());
         }
@@ -820,7 +862,9 @@ impl<V: Vfs> Wal<V> {
         self.stats.writes += 1;
         let n = self.guard(r)?;
         self.stats.bytes_written += n as u64;
-        self.spare.progress(written);
+        if active {
+            self.spare.progress(written);
+        }
         Ok(())
     }
 
@@ -852,6 +896,18 @@ impl<V: Vfs> Wal<V> {
             }
         }
         r
+    }
+
+    /// Refuses a write while a sync begun by `begin_sync` is in flight.
+    fn check_idle(&self) -> Result<()> {
+        if self.in_flight {
+            return Err(Error::InvalidArgument {
+                reason: "a sync begun with begin_sync is in flight: end it with end_sync \
+                         first"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<()> {

@@ -54,6 +54,13 @@ pub fn apply_op<V: Vfs>(w: &mut Wal<V>, op: &Op) -> raftwal::Result<()> {
         Op::SetHardState(hs) => w.set_hard_state(*hs),
         Op::SetAppMeta(blob) => w.set_app_meta(blob),
         Op::CompactTo(meta) => w.compact_to(*meta),
+        Op::PipelinedSync(batches) => {
+            let pending = w.begin_sync()?;
+            let appended = batches.iter().try_for_each(|b| w.append(b));
+            let synced = pending.wait();
+            let ended = w.end_sync(pending, synced);
+            appended.and(ended)
+        }
         Op::Open => Ok(()),
     }
 }
