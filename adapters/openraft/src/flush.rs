@@ -1,5 +1,6 @@
 //! The flush thread: makes appended entries durable off the async runtime and tells openraft
-//! so, in order.
+//! so, in order. Its `fdatasync`s run without the store's lock ([`raftwal::Wal::begin_sync`]),
+//! so appends and readers never wait behind one.
 //!
 //! `append` buffers its entries in the WAL and hands the `LogFlushed` callback here. The
 //! thread takes every callback queued, runs one [`raftwal::Wal::sync`] (one `fdatasync` for
@@ -15,7 +16,7 @@ use std::thread::JoinHandle;
 use openraft::storage::LogFlushed;
 use raftwal::io::Vfs;
 
-use crate::log_store::{lock, Inner, LogConfig};
+use crate::log_store::{lock, lock_idle, LogConfig, Shared};
 
 /// Owns the flush thread; dropping it stops and joins the thread.
 pub(crate) struct Flusher<C: LogConfig, V: Vfs> {
@@ -25,7 +26,7 @@ pub(crate) struct Flusher<C: LogConfig, V: Vfs> {
 }
 
 impl<C: LogConfig, V: Vfs> Flusher<C, V> {
-    pub(crate) fn start(inner: Arc<Mutex<Inner<V>>>) -> Self {
+    pub(crate) fn start(inner: Arc<Shared<V>>) -> Self {
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
             .name("raftwal-flush".into())
@@ -59,11 +60,11 @@ fn stopped() -> std::io::Error {
     std::io::Error::other("the raftwal flush thread has stopped")
 }
 
-fn run<C: LogConfig, V: Vfs>(inner: &Mutex<Inner<V>>, rx: &Receiver<LogFlushed<C>>) {
+fn run<C: LogConfig, V: Vfs>(shared: &Shared<V>, rx: &Receiver<LogFlushed<C>>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         group.extend(rx.try_iter());
-        let result = lock(inner).wal.sync();
+        let result = sync(shared);
         for cb in group {
             let r = match &result {
                 Ok(()) => Ok(()),
@@ -75,6 +76,16 @@ fn run<C: LogConfig, V: Vfs>(inner: &Mutex<Inner<V>>, rx: &Receiver<LogFlushed<C
             cb.log_io_completed(r);
         }
     }
+}
+
+/// One pipelined sync: the write-out under the lock, the `fdatasync`s without it (appends
+/// and reads go on meanwhile; other writes wait for `idle`), the end under the lock.
+fn sync<V: Vfs>(shared: &Shared<V>) -> raftwal::Result<()> {
+    let pending = lock_idle(shared).wal.begin_sync()?;
+    let waited = pending.wait();
+    let ended = lock(shared).wal.end_sync(pending, waited);
+    shared.idle.notify_all();
+    ended
 }
 
 impl<C: LogConfig, V: Vfs> Drop for Flusher<C, V> {

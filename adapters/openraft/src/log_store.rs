@@ -24,7 +24,7 @@ use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, StorageIOError};
@@ -49,9 +49,17 @@ pub(crate) struct Inner<V: Vfs> {
     meta: Meta,
 }
 
+/// What every handle (store, readers, the flush thread) shares. The lock is held for
+/// buffering, reads and write-outs, never across the flush thread's `fdatasync`; `idle`
+/// is signalled when a sync in flight ends.
+pub(crate) struct Shared<V: Vfs> {
+    pub(crate) inner: Mutex<Inner<V>>,
+    pub(crate) idle: Condvar,
+}
+
 /// A raftwal-backed openraft log store. Cloning gives another handle on the same log.
 pub struct WalLogStore<C: LogConfig, V: Vfs = StdVfs> {
-    inner: Arc<Mutex<Inner<V>>>,
+    inner: Arc<Shared<V>>,
     flusher: Arc<Flusher<C, V>>,
 }
 
@@ -66,7 +74,7 @@ impl<C: LogConfig, V: Vfs> Clone for WalLogStore<C, V> {
 
 /// A reader of the same log (openraft's `get_log_reader`), for replication tasks.
 pub struct WalLogReader<C: LogConfig, V: Vfs = StdVfs> {
-    inner: Arc<Mutex<Inner<V>>>,
+    inner: Arc<Shared<V>>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -93,7 +101,10 @@ impl<C: LogConfig, V: Vfs> WalLogStore<C, V> {
             dir: wal.dir().to_path_buf(),
             reason,
         })?;
-        let inner = Arc::new(Mutex::new(Inner { wal, meta }));
+        let inner = Arc::new(Shared {
+            inner: Mutex::new(Inner { wal, meta }),
+            idle: Condvar::new(),
+        });
         let flusher = Arc::new(Flusher::start(Arc::clone(&inner)));
         Ok(WalLogStore { inner, flusher })
     }
@@ -106,12 +117,29 @@ impl<C: LogConfig, V: Vfs> WalLogStore<C, V> {
     fn lock(&self) -> MutexGuard<'_, Inner<V>> {
         lock(&self.inner)
     }
+
+    /// The lock, once no sync is in flight (for every write but an append).
+    fn lock_idle(&self) -> MutexGuard<'_, Inner<V>> {
+        lock_idle(&self.inner)
+    }
 }
 
-pub(crate) fn lock<V: Vfs>(inner: &Mutex<Inner<V>>) -> MutexGuard<'_, Inner<V>> {
-    inner
+pub(crate) fn lock<V: Vfs>(shared: &Shared<V>) -> MutexGuard<'_, Inner<V>> {
+    shared
+        .inner
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn lock_idle<V: Vfs>(shared: &Shared<V>) -> MutexGuard<'_, Inner<V>> {
+    let mut g = lock(shared);
+    while g.wal.sync_in_flight() {
+        g = shared
+            .idle
+            .wait(g)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+    g
 }
 
 /// A WAL error as openraft's storage error.
@@ -275,7 +303,7 @@ impl<C: LogConfig, V: Vfs> RaftLogStorage<C> for WalLogStore<C, V> {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<()> {
-        let mut g = self.lock();
+        let mut g = self.lock_idle();
         let meta = Meta {
             vote: Some(*vote),
             ..g.meta
@@ -288,7 +316,7 @@ impl<C: LogConfig, V: Vfs> RaftLogStorage<C> for WalLogStore<C, V> {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<()> {
-        let mut g = self.lock();
+        let mut g = self.lock_idle();
         let meta = Meta {
             committed,
             ..g.meta
@@ -305,14 +333,21 @@ impl<C: LogConfig, V: Vfs> RaftLogStorage<C> for WalLogStore<C, V> {
         I: IntoIterator<Item = Entry<C>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.lock().append(entries)?;
+        let mut g = self.lock();
+        if g.live().0 == g.live().1 && g.wal.sync_in_flight() {
+            // An empty log may need its base moved first, which waits for the sync to end.
+            drop(g);
+            g = self.lock_idle();
+        }
+        g.append(entries)?;
+        drop(g);
         // Readable now; durable when the flush thread's fdatasync returns.
         self.flusher.flush(callback);
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<()> {
-        let mut g = self.lock();
+        let mut g = self.lock_idle();
         let from = (log_id.index + 1).max(g.wal.first_index());
         if from <= g.wal.last_index() {
             g.wal.truncate_suffix(from).map_err(write_err)?;
@@ -321,7 +356,7 @@ impl<C: LogConfig, V: Vfs> RaftLogStorage<C> for WalLogStore<C, V> {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<()> {
-        let mut g = self.lock();
+        let mut g = self.lock_idle();
         // The metadata first: once it says purged, the prefix is hidden whatever the WAL
         // still holds (a crash before the compaction leaves entries that are never read).
         if g.meta.purged < Some(log_id) {
