@@ -285,3 +285,70 @@ fn a_panic_in_the_leaders_sync_fails_the_waiters_instead_of_blocking_them() {
     );
     assert!(gc.commit(append_one).is_err(), "later commits are refused");
 }
+
+/// `commit_append` runs while the leader's fdatasync is in flight (pipelined): the sync
+/// hook holds the leader's fdatasync until another thread's batch has been appended. Before
+/// the pipelined sync the WAL lock was held through the fdatasync, and the hook would have
+/// timed out.
+#[test]
+fn commit_append_goes_on_while_the_leaders_fdatasync_is_in_flight() {
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+    let fs = SimFs::new(8);
+    fs.mkdir_durable(dir());
+    let wal = Wal::open_with(fs.clone(), dir(), Options::default()).unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let in_sync = Arc::new(AtomicBool::new(false));
+    let appended = Arc::new(AtomicBool::new(false));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let hook = {
+        let (armed, in_sync) = (Arc::clone(&armed), Arc::clone(&in_sync));
+        let (appended, timed_out) = (Arc::clone(&appended), Arc::clone(&timed_out));
+        move || {
+            if !armed.swap(false, Ordering::SeqCst) {
+                return;
+            }
+            in_sync.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !appended.load(Ordering::SeqCst) {
+                if Instant::now() > deadline {
+                    timed_out.store(true, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::yield_now();
+            }
+        }
+    };
+    fs.set_sync_hook(Some(Arc::new(hook)));
+    let gc = Arc::new(GroupCommit::new(wal));
+    // The first append creates the first segment (syncs under the lock): before arming.
+    assert_eq!(gc.commit_append(|next| vec![entry(next)]).unwrap(), 1);
+    armed.store(true, Ordering::SeqCst);
+    let leader = {
+        let gc = Arc::clone(&gc);
+        std::thread::spawn(move || gc.commit_append(|next| vec![entry(next)]))
+    };
+    while !in_sync.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let second = gc
+        .commit_append(|next| {
+            appended.store(true, Ordering::SeqCst);
+            vec![entry(next)]
+        })
+        .unwrap();
+    assert_eq!(leader.join().unwrap().unwrap(), 2);
+    assert_eq!(second, 3);
+    assert!(
+        !timed_out.load(Ordering::SeqCst),
+        "the append waited for the leader's fdatasync"
+    );
+    fs.set_sync_hook(None);
+    drop(Arc::into_inner(gc).unwrap().into_inner());
+    fs.crash(3);
+    let wal = Wal::open_with(fs, dir(), Options::default()).unwrap();
+    assert_eq!(
+        wal.entries(1, 4).unwrap(),
+        vec![entry(1), entry(2), entry(3)]
+    );
+}
