@@ -19,7 +19,8 @@ use crate::types::{Entry, HardState, Options, RecoveryReport, SnapshotMeta, Stat
 ///
 /// - **Durability**: [`Wal::append`] only buffers; [`Wal::sync`] writes every buffered batch
 ///   (one `pwrite` per segment touched) and `fdatasync`s (one per file written) before it
-///   returns. [`Wal::set_hard_state`], [`Wal::truncate_suffix`], [`Wal::save_snapshot`] and
+///   returns. [`Wal::begin_sync`] / [`PendingSync::wait`] / [`Wal::end_sync`] split it so
+///   that the `fdatasync`s run without borrowing the handle (appends go on meanwhile). [`Wal::set_hard_state`], [`Wal::truncate_suffix`], [`Wal::save_snapshot`] and
 ///   [`Wal::compact`] are durable when they return.
 /// - **Poisoning**: after any failed write or sync, every later mutating call returns
 ///   [`Error::Poisoned`] (the page cache's state is unknown — fsyncgate); reads keep working.
