@@ -65,23 +65,29 @@ impl<V: Vfs> Runner<V> {
                 reason: "the workload issued an operation with no WAL open".into(),
             });
         };
-        match op {
-            Op::Open => Ok(()),
-            Op::Append(es) => w.append(es),
-            Op::Sync => w.sync(),
-            Op::SetHardState(hs) => w.set_hard_state(*hs),
-            Op::TruncateSuffix(from) => w.truncate_suffix(*from),
-            Op::Compact(i) => w.compact(*i),
-            Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
-            Op::SetAppMeta(blob) => w.set_app_meta(blob),
-            Op::CompactTo(meta) => w.compact_to(*meta),
-            Op::PipelinedSync(batches) => {
-                let pending = w.begin_sync()?;
-                let appended = batches.iter().try_for_each(|b| w.append(b));
-                let synced = pending.wait();
-                let ended = w.end_sync(pending, synced);
-                appended.and(ended)
-            }
+        apply_to(w, op)
+    }
+}
+
+/// Issues `op` on `w` (`Op::Open` is the caller's: a no-op here). The one dispatch from the
+/// model's calls to the WAL's, shared by the torture and the WAL's own model tests.
+pub fn apply_to<V: Vfs>(w: &mut Wal<V>, op: &Op) -> raftwal::Result<()> {
+    match op {
+        Op::Open => Ok(()),
+        Op::Append(es) => w.append(es),
+        Op::Sync => w.sync(),
+        Op::SetHardState(hs) => w.set_hard_state(*hs),
+        Op::TruncateSuffix(from) => w.truncate_suffix(*from),
+        Op::Compact(i) => w.compact(*i),
+        Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
+        Op::SetAppMeta(blob) => w.set_app_meta(blob),
+        Op::CompactTo(meta) => w.compact_to(*meta),
+        Op::PipelinedSync(batches) => {
+            let pending = w.begin_sync()?;
+            let appended = batches.iter().try_for_each(|b| w.append(b));
+            let synced = pending.wait();
+            let ended = w.end_sync(pending, synced);
+            appended.and(ended)
         }
     }
 }

@@ -14,7 +14,7 @@ mod common;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use raftwal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, Error, HardState, SnapshotMeta, Wal};
 use raftwal_fault::check::{check, promote, Recovered};
 use raftwal_fault::model::{Model, Op};
 use rand::rngs::StdRng;
@@ -76,17 +76,8 @@ fn payload_len(rng: &mut StdRng) -> usize {
 fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = common::fast_tempdir();
-    let prepare = if rng.gen_bool(0.7) {
-        raftwal::SegmentPrepare::default()
-    } else {
-        raftwal::SegmentPrepare::Grow
-    };
-    let opts = Options::default()
-        .with_segment_size(8192)
-        .with_prepare(prepare)
-        .with_write_buffer([512usize, 4096, 4 << 20][rng.gen_range(0..3)])
-        // Odd seeds open lazily (sealed middle segments verified on first read).
-        .with_lazy_open(seed % 2 == 1);
+    // Odd seeds open lazily (sealed middle segments verified on first read).
+    let opts = common::random_model_options(&mut rng).with_lazy_open(seed % 2 == 1);
     let mut w = Some(Wal::open(dir.path(), opts.clone()).unwrap());
     let mut m = Model::default();
     let note = |trace: &mut VecDeque<String>, s: String| {

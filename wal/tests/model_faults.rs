@@ -113,15 +113,7 @@ fn reopen_and_judge(fs: &SimFs, opts: &Options, m: &mut Model) -> (Wal<SimFs>, S
 
 fn run(seed: u64, ops: usize, trace: &mut VecDeque<String>) -> (usize, usize) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let prepare = if rng.gen_bool(0.7) {
-        raftwal::SegmentPrepare::default()
-    } else {
-        raftwal::SegmentPrepare::Grow
-    };
-    let opts = Options::default()
-        .with_segment_size(8192)
-        .with_prepare(prepare)
-        .with_write_buffer([512usize, 4096, 4 << 20][rng.gen_range(0..3)]);
+    let opts = common::random_model_options(&mut rng);
     let fs = SimFs::new(seed);
     fs.mkdir_durable(dir());
     let mut w = Wal::open_with(fs.clone(), dir(), opts.clone()).unwrap();

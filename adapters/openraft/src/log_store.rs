@@ -334,7 +334,8 @@ impl<C: LogConfig, V: Vfs> RaftLogStorage<C> for WalLogStore<C, V> {
         I::IntoIter: OptionalSend,
     {
         let mut g = self.lock();
-        if g.live().0 == g.live().1 && g.wal.sync_in_flight() {
+        let (lo, hi) = g.live();
+        if lo == hi && g.wal.sync_in_flight() {
             // An empty log may need its base moved first, which waits for the sync to end.
             drop(g);
             g = self.lock_idle();

@@ -45,24 +45,22 @@ pub fn ents(lo: u64, hi: u64, term: u64) -> Vec<Entry> {
 
 /// Issues `op` (a call of the torture's model) on `w`.
 pub fn apply_op<V: Vfs>(w: &mut Wal<V>, op: &Op) -> raftwal::Result<()> {
-    match op {
-        Op::Append(b) => w.append(b),
-        Op::Sync => w.sync(),
-        Op::TruncateSuffix(from) => w.truncate_suffix(*from),
-        Op::Compact(index) => w.compact(*index),
-        Op::SaveSnapshot(meta, data) => w.save_snapshot(*meta, data),
-        Op::SetHardState(hs) => w.set_hard_state(*hs),
-        Op::SetAppMeta(blob) => w.set_app_meta(blob),
-        Op::CompactTo(meta) => w.compact_to(*meta),
-        Op::PipelinedSync(batches) => {
-            let pending = w.begin_sync()?;
-            let appended = batches.iter().try_for_each(|b| w.append(b));
-            let synced = pending.wait();
-            let ended = w.end_sync(pending, synced);
-            appended.and(ended)
-        }
-        Op::Open => Ok(()),
-    }
+    raftwal_fault::workload::apply_to(w, op)
+}
+
+/// The model tests' random options: 8 KiB segments, the default preparation or `Grow`,
+/// a write buffer of 512 B, 4 KiB or 4 MiB.
+pub fn random_model_options(rng: &mut rand::rngs::StdRng) -> Options {
+    use rand::Rng;
+    let prepare = if rng.gen_bool(0.7) {
+        raftwal::SegmentPrepare::default()
+    } else {
+        raftwal::SegmentPrepare::Grow
+    };
+    Options::default()
+        .with_segment_size(8192)
+        .with_prepare(prepare)
+        .with_write_buffer([512usize, 4096, 4 << 20][rng.gen_range(0..3)])
 }
 
 /// Asserts that `w` holds exactly `expected` (first index = `expected[0].index`).
