@@ -43,6 +43,7 @@ pub mod real_disk;
 mod sim_file;
 mod sim_fs;
 mod sim_vfs;
+pub mod sync_gate;
 pub mod torture;
 pub mod workload;
 

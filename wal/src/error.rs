@@ -113,6 +113,10 @@ pub enum Error {
         /// The last index in the log.
         last_index: u64,
     },
+    /// A [`crate::WalReader`] read after its `Wal` was dropped (the directory may belong to
+    /// another handle by now: reopen, and take a new reader).
+    #[error("the WAL this reader belongs to was closed")]
+    Closed,
     /// An argument out of range (a truncation below the base, a snapshot that goes backwards).
     #[error("invalid argument: {reason}")]
     InvalidArgument {

@@ -9,7 +9,9 @@
 //! - **log entries** in segment files, every record checksummed together with its segment's
 //!   identity and its index, appended in batches made durable with one `fdatasync` per
 //!   [`Wal::sync`] however many batches were appended (group commit);
-//! - **snapshots** ([`Wal::save_snapshot`]) that move the log base and delete whole segments.
+//! - **snapshots** ([`Wal::save_snapshot`]) that move the log base and delete whole segments;
+//! - **readers on other threads** ([`Wal::reader`], [`WalReader`]) that see every appended
+//!   entry and never wait behind a sync.
 //!
 //! On open, recovery rebuilds exactly the durable state: a torn tail (a write that was never
 //! acknowledged) is cut, corruption of synced data is reported with its file and offset and
@@ -45,6 +47,7 @@ pub mod group_commit;
 mod header;
 pub mod inspect;
 pub mod io;
+mod log_reader;
 pub mod metrics;
 mod pending_sync;
 mod reader;
@@ -58,6 +61,7 @@ mod wal;
 pub use error::{Error, Result};
 pub use group_commit::GroupCommit;
 pub use header::APP_META_MAX;
+pub use log_reader::WalReader;
 pub use pending_sync::PendingSync;
 pub use types::{
     Damage, Entry, HardState, Options, RecoveryMode, RecoveryReport, SegmentPrepare, SnapshotMeta,

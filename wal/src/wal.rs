@@ -1,7 +1,10 @@
 //! [`Wal`]: the log handle and its Raft operations.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
+
+use parking_lot::RwLock;
 
 use tracing::{debug, info, info_span, warn};
 
@@ -9,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::{rec, record_len, segment_name, RecordHeader};
 use crate::header::{AppMeta, Fence, HeaderFile, HeaderState};
 use crate::io::{OpenMode, StdVfs, Vfs};
+use crate::log_reader::{View, WalReader};
 use crate::pending_sync::PendingSync;
 use crate::recovery;
 use crate::segment::Segment;
@@ -20,12 +24,16 @@ use crate::types::{Entry, HardState, Options, RecoveryReport, SnapshotMeta, Stat
 /// - **Durability**: [`Wal::append`] only buffers; [`Wal::sync`] writes every buffered batch
 ///   (one `pwrite` per segment touched) and `fdatasync`s (one per file written) before it
 ///   returns. [`Wal::begin_sync`] / [`PendingSync::wait`] / [`Wal::end_sync`] split it so
-///   that the `fdatasync`s run without borrowing the handle (appends go on meanwhile). [`Wal::set_hard_state`], [`Wal::truncate_suffix`], [`Wal::save_snapshot`] and
+///   that the `fdatasync`s run without borrowing the handle (appends go on meanwhile).
+///   [`Wal::set_hard_state`], [`Wal::truncate_suffix`], [`Wal::save_snapshot`] and
 ///   [`Wal::compact`] are durable when they return.
 /// - **Poisoning**: after any failed write or sync, every later mutating call returns
 ///   [`Error::Poisoned`] (the page cache's state is unknown — fsyncgate); reads keep working.
 ///   Reopen to recover the durable state.
 /// - **Locking**: the directory is locked for the handle's lifetime.
+/// - **Readers**: [`Wal::reader`] hands out a cloneable [`WalReader`] for other threads; it
+///   sees what [`Wal::entry`] sees and no sync ever delays it (docs/FORMAT.md, "Readers
+///   beside the writer").
 /// - **Dropping** the handle does not sync: unsynced appends are lost, exactly as in a crash.
 pub struct Wal<V: Vfs = StdVfs> {
     /// Declared before the lock: dropping it stops and joins a background fill while the
@@ -54,6 +62,9 @@ pub struct Wal<V: Vfs = StdVfs> {
     /// What `stats` held when last published as metrics (feature `metrics`).
     published: Stats,
     report: RecoveryReport,
+    /// What readers ([`Wal::reader`]) see: published after every change to the log's range
+    /// or segments.
+    view: Arc<RwLock<View<V::File>>>,
 }
 
 impl Wal<StdVfs> {
@@ -140,7 +151,7 @@ impl<V: Vfs> Wal<V> {
             elapsed_us = started.elapsed().as_micros() as u64,
             "recovered"
         );
-        Ok(Wal {
+        let wal = Wal {
             spare,
             vfs,
             dir,
@@ -159,7 +170,10 @@ impl<V: Vfs> Wal<V> {
             stats: Stats::default(),
             published: Stats::default(),
             report,
-        })
+            view: Arc::new(RwLock::new(View::new())),
+        };
+        wal.publish_view();
+        Ok(wal)
     }
 
     /// Recovery's writing half, for a directory that has a header: refuse a header rollback
@@ -196,6 +210,12 @@ impl<V: Vfs> Wal<V> {
         }
         recovery::repair(vfs, dir, scan, prealloc)?;
         Ok(header)
+    }
+
+    /// A reader of the log's entries for other threads: cloneable, and it never waits behind
+    /// this handle's syncs (see [`WalReader`]).
+    pub fn reader(&self) -> WalReader<V> {
+        WalReader::new(Arc::clone(&self.view))
     }
 
     /// The directory.
@@ -433,22 +453,24 @@ impl<V: Vfs> Wal<V> {
         let seg = self.segments.last_mut().ok_or_else(|| Error::Internal {
             reason: "no active segment after a rotation".into(),
         })?;
-        for (i, e) in entries.iter().enumerate() {
+        let group_started = self.group_started;
+        seg.buffer(entries.iter().enumerate().map(|(i, e)| {
             let header = RecordHeader {
                 len: e.data.len() as u32,
                 index: e.index,
                 term: e.term,
                 group,
                 batch_end: i == last,
-                group_start: !self.group_started,
+                group_start: i == 0 && !group_started,
                 header_seq,
             };
-            self.group_started = true;
-            seg.buffer(&header, &e.data);
-        }
+            (header, &e.data[..])
+        }));
+        self.group_started = true;
         let early = seg.buffered() > self.opts.write_buffer;
         self.last_index = expect - 1;
         self.last_term = term;
+        self.publish_view();
         self.stats.entries_appended += entries.len() as u64;
         if early && !self.in_flight {
             // Write ahead of the sync, keeping the newest record buffered.
@@ -602,6 +624,12 @@ impl<V: Vfs> Wal<V> {
     /// intermediate state recovers to a log that ends somewhere between `from - 1` and the
     /// old last index.
     pub fn truncate_suffix(&mut self, from: u64) -> Result<()> {
+        let r = self.cut_suffix(from);
+        self.publish_view();
+        r
+    }
+
+    fn cut_suffix(&mut self, from: u64) -> Result<()> {
         self.check_writable()?;
         self.check_idle()?;
         let base = self.snapshot_meta();
@@ -625,6 +653,11 @@ impl<V: Vfs> Wal<V> {
         if let Some(pos) = self.segment_pos(from - 1) {
             self.segments[pos].make_writable()?;
         }
+        // Readers stop at `from - 1` before any entry leaves a segment (if the truncation
+        // fails the handle is poisoned, and what it holds is for open to decide).
+        let new_last = (from - 1, self.term(from - 1)?);
+        (self.last_index, self.last_term) = new_last;
+        self.publish_view();
         // Record the new end first: if the cut lands inside a batch, recovery must take the
         // kept part of that batch as complete, not as a torn write.
         let cur = self.header.state();
@@ -643,6 +676,7 @@ impl<V: Vfs> Wal<V> {
                 break;
             }
             let seg = self.segments.pop().ok_or_else(|| self.missing(from))?;
+            seg.leave_log();
             let path = seg.path().to_path_buf();
             drop(seg);
             self.remove_durably(&path)?;
@@ -660,13 +694,12 @@ impl<V: Vfs> Wal<V> {
         if starts_past {
             // A segment that starts past `from` cannot take the next append; drop it.
             if let Some(seg) = self.segments.pop() {
+                seg.leave_log();
                 let path = seg.path().to_path_buf();
                 drop(seg);
                 self.remove_durably(&path)?;
             }
         }
-        self.last_index = from - 1;
-        self.last_term = self.term(from - 1)?;
         info!(new_last = self.last_index, "truncated suffix");
         Ok(())
     }
@@ -692,6 +725,12 @@ impl<V: Vfs> Wal<V> {
 
     /// Moves the base to `meta` (header update = commit point), then removes what it covers.
     fn move_base(&mut self, meta: SnapshotMeta, snapshot: Option<PathBuf>) -> Result<()> {
+        let r = self.rebase(meta, snapshot);
+        self.publish_view();
+        r
+    }
+
+    fn rebase(&mut self, meta: SnapshotMeta, snapshot: Option<PathBuf>) -> Result<()> {
         let span = info_span!("compact", index = meta.index, term = meta.term);
         let _g = span.enter();
         // Only "not in the log" means the log conflicts with the snapshot: an entry that
@@ -720,6 +759,8 @@ impl<V: Vfs> Wal<V> {
             self.last_index = meta.index;
             self.last_term = meta.term;
         }
+        // Readers see the new base before any segment leaves the log.
+        self.publish_view();
         // Remove segments wholly at or below the base. The last one stays while the log
         // continues from it (even if all its entries are compacted): a directory without
         // segments would keep no trace of this compaction besides the header, and should a
@@ -736,7 +777,7 @@ impl<V: Vfs> Wal<V> {
                 break;
             }
             doomed.push(seg.path().to_path_buf());
-            self.segments.remove(0);
+            self.segments.remove(0).leave_log();
         }
         if self.segments.is_empty() {
             // The log restarts past a snapshot it does not hold: its next segment is created
@@ -875,6 +916,36 @@ impl<V: Vfs> Wal<V> {
         self.guard(r)
     }
 
+    /// Publishes the log's range and segments to readers: the segments' list is copied only
+    /// when it changed (segments are only ever added at the end and removed from either
+    /// end, so its length and its two ends tell).
+    fn publish_view(&self) {
+        let mut v = self.view.write();
+        v.base = self.snapshot_meta();
+        v.last_index = self.last_index;
+        v.last_term = self.last_term;
+        let same_end = |a: Option<&Arc<_>>, b: Option<&Segment<V::File>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b.shared()),
+            (None, None) => true,
+            _ => false,
+        };
+        let unchanged = v.segments.len() == self.segments.len()
+            && same_end(v.segments.first(), self.segments.first())
+            && same_end(v.segments.last(), self.segments.last());
+        if !unchanged {
+            v.segments = self
+                .segments
+                .iter()
+                .map(|s| Arc::clone(s.shared()))
+                .collect();
+        }
+        debug_assert!(v
+            .segments
+            .iter()
+            .zip(&self.segments)
+            .all(|(a, b)| Arc::ptr_eq(a, b.shared())));
+    }
+
     /// Publishes the counters' growth as metrics (a no-op without the `metrics` feature).
     fn publish(&mut self) {
         crate::metrics::publish(&self.stats(), &mut self.published);
@@ -983,6 +1054,13 @@ fn check_options(opts: &Options) -> Result<()> {
         });
     }
     Ok(())
+}
+
+impl<V: Vfs> Drop for Wal<V> {
+    /// Readers that outlive the handle read nothing more: the directory is unlocked.
+    fn drop(&mut self) {
+        self.view.write().closed = true;
+    }
 }
 
 impl<V: Vfs> std::fmt::Debug for Wal<V> {

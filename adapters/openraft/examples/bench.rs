@@ -9,7 +9,15 @@
 //! Each cell runs `clients` concurrent writers (1 and 16) for SECONDS after a short warm-up;
 //! latency is per `client_write`, from the call to its response (committed on a quorum
 //! and applied on the leader). fdatasyncs per write counts the file syncs of all three
-//! nodes' WALs (`Wal::stats`) over the writes; the state machines' snapshots are off.
+//! nodes' WALs (`Wal::stats`) over the writes, and how many of them were HEADER updates
+//! (the vote, and openraft's `save_committed` once per applied batch); the state
+//! machines' snapshots are off.
+//!
+//! The disk's limit is measured in the same run, before the cells: a loop of 4 KiB
+//! `pwrite` + `fdatasync` overwriting one block of a file in the same directory, for one
+//! second — the most sequential durable writes per second one writer can see. A client
+//! write needs at least one on the leader's log before it commits, so one client's
+//! writes/s are compared with it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,8 +29,9 @@ use raftwal_openraft::{KvConfig, KvRequest, KvStateMachine, MemLogStore, WalLogS
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Per (clients, store): each round's (writes/s, p50 ms, p99 ms, fdatasyncs per write).
-type Results = BTreeMap<(usize, &'static str), Vec<[f64; 4]>>;
+/// Per (clients, store): each round's (writes/s, p50 ms, p99 ms, fdatasyncs per write,
+/// HEADER fdatasyncs per write).
+type Results = BTreeMap<(usize, &'static str), Vec<[f64; 5]>>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Store {
@@ -86,14 +95,32 @@ struct Cell {
     writes: u64,
     secs: f64,
     latencies: Vec<Duration>,
-    syncs: u64,
+    /// File syncs, and of them HEADER updates (one fdatasync each), of all three WALs.
+    syncs: (u64, u64),
 }
 
-fn file_syncs(c: &Cluster) -> u64 {
-    c.logs
-        .iter()
-        .map(|l| l.with_wal(|w| w.stats().file_syncs))
-        .sum()
+fn file_syncs(c: &Cluster) -> (u64, u64) {
+    c.logs.iter().fold((0, 0), |(f, h), l| {
+        let s = l.with_wal(|w| w.stats());
+        (f + s.file_syncs, h + s.header_updates)
+    })
+}
+
+/// `pwrite` + `fdatasync` of one 4 KiB block, overwritten in place, per second, for one
+/// second in a file under `dir`: the disk's limit for one durable write at a time.
+fn raw_fdatasyncs_per_sec(dir: &std::path::Path) -> Result<f64, BoxError> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(dir.join("raw-fdatasync"))?;
+    let block = vec![7u8; 4096];
+    f.write_all_at(&block, 0)?;
+    f.sync_all()?;
+    let (started, mut n) = (Instant::now(), 0u64);
+    while started.elapsed() < Duration::from_secs(1) {
+        f.write_all_at(&block, 0)?;
+        f.sync_data()?;
+        n += 1;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
 /// `clients` writers for `secs` through node 1 (the leader).
@@ -141,7 +168,10 @@ async fn measure(
         writes: latencies.len() as u64,
         secs: started.elapsed().as_secs_f64(),
         latencies,
-        syncs: file_syncs(c) - syncs,
+        syncs: {
+            let end = file_syncs(c);
+            (end.0 - syncs.0, end.1 - syncs.1)
+        },
     })
 }
 
@@ -166,6 +196,9 @@ async fn main() -> Result<(), BoxError> {
          cell, {rounds} rounds interleaved; directory {}",
         std::env::temp_dir().display()
     );
+    let scratch = tempfile::tempdir()?;
+    let raw = raw_fdatasyncs_per_sec(scratch.path())?;
+    println!("  disk limit: {raw:.0} fdatasyncs/s (4 KiB pwrite + fdatasync, one writer)");
     let mut results = Results::new();
     for round in 0..rounds {
         for clients in [1usize, 16] {
@@ -178,7 +211,8 @@ async fn main() -> Result<(), BoxError> {
                 let mut lat = cell.latencies;
                 lat.sort();
                 let rate = cell.writes as f64 / cell.secs;
-                let per_write = cell.syncs as f64 / cell.writes.max(1) as f64;
+                let per_write = cell.syncs.0 as f64 / cell.writes.max(1) as f64;
+                let header_per_write = cell.syncs.1 as f64 / cell.writes.max(1) as f64;
                 let name = if store == Store::Wal {
                     "raftwal"
                 } else {
@@ -186,38 +220,53 @@ async fn main() -> Result<(), BoxError> {
                 };
                 println!(
                     "  round {round} {name:>9} × {clients:>2} clients: {rate:>8.0} writes/s, \
-                     p50 {:.2} ms, p99 {:.2} ms, {per_write:.2} fdatasyncs/write",
+                     p50 {:.2} ms, p99 {:.2} ms, {per_write:.2} fdatasyncs/write \
+                     ({header_per_write:.2} HEADER)",
                     pct(&lat, 0.5),
                     pct(&lat, 0.99)
                 );
-                let row = [rate, pct(&lat, 0.5), pct(&lat, 0.99), per_write];
+                let row = [
+                    rate,
+                    pct(&lat, 0.5),
+                    pct(&lat, 0.99),
+                    per_write,
+                    header_per_write,
+                ];
                 results.entry((clients, name)).or_default().push(row);
             }
         }
     }
-    print_table(&results);
+    print_table(&results, raw);
     Ok(())
 }
 
-fn print_table(results: &Results) {
-    println!("\n| clients | log store | writes/s | p50 ms | p99 ms | fdatasyncs per write (3 nodes) | × in-memory |");
-    println!("|---|---|---|---|---|---|---|");
+fn print_table(results: &Results, raw: f64) {
+    println!(
+        "\n| clients | log store | writes/s | p50 ms | p99 ms | fdatasyncs per write (3 nodes) \
+         | of them HEADER | × in-memory | × disk limit ({raw:.0} fdatasyncs/s) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for clients in [1usize, 16] {
         let col =
             |name: &str, k: usize| median(results[&(clients, name)].iter().map(|r| r[k]).collect());
         let mem = col("in-memory", 0);
         for name in ["in-memory", "raftwal"] {
             let rate = col(name, 0);
-            println!(
-                "| {clients} | {name} | {rate:.0} | {:.2} | {:.2} | {} | {:.2} |",
-                col(name, 1),
-                col(name, 2),
+            let disk = |k: usize| {
                 if name == "raftwal" {
-                    format!("{:.2}", col(name, 3))
+                    format!("{:.2}", col(name, k))
                 } else {
                     "—".into()
-                },
-                rate / mem
+                }
+            };
+            println!(
+                "| {clients} | {name} | {rate:.0} | {:.2} | {:.2} | {} | {} | {:.2} | {:.2} |",
+                col(name, 1),
+                col(name, 2),
+                disk(3),
+                disk(4),
+                rate / mem,
+                rate / raw
             );
         }
     }

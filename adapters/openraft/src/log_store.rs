@@ -18,19 +18,24 @@
 //!   appends before it, so it never becomes durable ahead of them;
 //! - **durability off the async runtime**: `append` buffers and returns; a flush thread
 //!   ([`crate::flush`]) syncs and fires openraft's `LogFlushed` callbacks in order, only
-//!   after the `fdatasync` that covers the entries returned.
+//!   after the `fdatasync` that covers the entries returned;
+//! - **readers never wait behind a sync**: [`WalLogReader`] (one per replication task)
+//!   reads through the WAL's [`WalReader`] and takes no lock of the store's, so neither the
+//!   flush thread's `fdatasync` nor the header syncs of `save_vote`, `save_committed`,
+//!   `truncate` and `purge` (which hold the store's lock) delay it.
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, StorageIOError};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, RaftTypeConfig, StorageError, Vote};
 use raftwal::io::{StdVfs, Vfs};
-use raftwal::{Options, SnapshotMeta, Wal};
+use raftwal::{Options, SnapshotMeta, Wal, WalReader};
 
 use crate::flush::Flusher;
 use crate::meta::Meta;
@@ -49,12 +54,18 @@ pub(crate) struct Inner<V: Vfs> {
     meta: Meta,
 }
 
-/// What every handle (store, readers, the flush thread) shares. The lock is held for
-/// buffering, reads and write-outs, never across the flush thread's `fdatasync`; `idle`
-/// is signalled when a sync in flight ends.
+/// What every handle (store, readers, the flush thread) shares. The lock is held by
+/// writers — for buffering, write-outs and the vote's, committed id's, truncation's and
+/// purge's syncs — never across the flush thread's `fdatasync`; `idle` is signalled when a
+/// sync in flight ends. Readers take no lock of the store's: they read through a
+/// [`WalReader`] and `purged_floor`.
 pub(crate) struct Shared<V: Vfs> {
     pub(crate) inner: Mutex<Inner<V>>,
     pub(crate) idle: Condvar,
+    /// The first openraft index above the purged log id (0 if none), for readers.
+    purged_floor: AtomicU64,
+    /// The WAL's reader, cloned into each [`WalLogReader`].
+    reader: WalReader<V>,
 }
 
 /// A raftwal-backed openraft log store. Cloning gives another handle on the same log.
@@ -72,9 +83,12 @@ impl<C: LogConfig, V: Vfs> Clone for WalLogStore<C, V> {
     }
 }
 
-/// A reader of the same log (openraft's `get_log_reader`), for replication tasks.
+/// A reader of the same log (openraft's `get_log_reader`), for replication tasks. It
+/// takes no lock of the store's and never waits behind a sync: it reads through the WAL's
+/// own [`WalReader`].
 pub struct WalLogReader<C: LogConfig, V: Vfs = StdVfs> {
     inner: Arc<Shared<V>>,
+    reader: WalReader<V>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -102,6 +116,8 @@ impl<C: LogConfig, V: Vfs> WalLogStore<C, V> {
             reason,
         })?;
         let inner = Arc::new(Shared {
+            reader: wal.reader(),
+            purged_floor: AtomicU64::new(floor(&meta)),
             inner: Mutex::new(Inner { wal, meta }),
             idle: Condvar::new(),
         });
@@ -116,6 +132,14 @@ impl<C: LogConfig, V: Vfs> WalLogStore<C, V> {
 
     fn lock(&self) -> MutexGuard<'_, Inner<V>> {
         lock(&self.inner)
+    }
+
+    fn reader(&self) -> WalLogReader<C, V> {
+        WalLogReader {
+            inner: Arc::clone(&self.inner),
+            reader: self.inner.reader.clone(),
+            _config: PhantomData,
+        }
     }
 
     /// The lock, once no sync is in flight (for every write but an append).
@@ -142,6 +166,11 @@ pub(crate) fn lock_idle<V: Vfs>(shared: &Shared<V>) -> MutexGuard<'_, Inner<V>> 
     g
 }
 
+/// The first openraft index above the purged log id (0 if none).
+fn floor(meta: &Meta) -> u64 {
+    meta.purged.map_or(0, |p| p.index + 1)
+}
+
 /// A WAL error as openraft's storage error.
 fn write_err(e: raftwal::Error) -> StorageError<u64> {
     StorageIOError::write_logs(&e).into()
@@ -155,22 +184,8 @@ impl<V: Vfs> Inner<V> {
     /// The live openraft index range `[lo, hi)`: above the purged id and the WAL's base, up
     /// to the WAL's last entry.
     fn live(&self) -> (u64, u64) {
-        let floor = self.meta.purged.map_or(0, |p| p.index + 1);
-        let lo = floor.max(self.wal.first_index() - 1);
+        let lo = floor(&self.meta).max(self.wal.first_index() - 1);
         (lo, self.wal.last_index().max(lo))
-    }
-
-    fn read<C: LogConfig>(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry<C>>> {
-        let (live_lo, live_hi) = self.live();
-        let (lo, hi) = (lo.max(live_lo), hi.min(live_hi));
-        if lo >= hi {
-            return Ok(Vec::new());
-        }
-        let raw = self
-            .wal
-            .entries_bounded(lo + 1, hi + 1, max_bytes)
-            .map_err(read_err)?;
-        raw.iter().map(decode::<C>).collect()
     }
 
     /// Persists `meta` after syncing every buffered append (write I/O is serialized).
@@ -249,17 +264,55 @@ fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
 /// Bytes of payload one `limited_get_log_entries` call reads at most (at least one entry).
 const READ_BUDGET: u64 = 4 << 20;
 
+/// Times a read retries when a concurrent purge or truncation moved the live range under
+/// it (each retry reads the new range).
+const READ_RETRIES: usize = 8;
+
+impl<C: LogConfig, V: Vfs> WalLogReader<C, V> {
+    /// The live openraft index range `[lo, hi)` as the reader sees it now.
+    fn live(&self) -> Result<(u64, u64)> {
+        let floor = self.inner.purged_floor.load(Ordering::Acquire);
+        let first = self.reader.first_index().map_err(read_err)?;
+        let last = self.reader.last_index().map_err(read_err)?;
+        let lo = floor.max(first - 1);
+        Ok((lo, last.max(lo)))
+    }
+
+    /// Entries `[lo, hi)` clamped to the live range, at most `max_bytes` of payload (at
+    /// least one entry). A purge or truncation racing with the read moves the range: the
+    /// read is retried on the new one, so it returns the log before or after it.
+    fn read(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry<C>>> {
+        let mut tries = 0;
+        loop {
+            let (live_lo, live_hi) = self.live()?;
+            let (lo, hi) = (lo.max(live_lo), hi.min(live_hi));
+            if lo >= hi {
+                return Ok(Vec::new());
+            }
+            match self.reader.entries_bounded(lo + 1, hi + 1, max_bytes) {
+                Ok(raw) => return raw.iter().map(decode::<C>).collect(),
+                Err(raftwal::Error::Compacted { .. } | raftwal::Error::Unavailable { .. })
+                    if tries < READ_RETRIES =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(read_err(e)),
+            }
+        }
+    }
+}
+
 impl<C: LogConfig, V: Vfs> RaftLogReader<C> for WalLogReader<C, V> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<C>>> {
         let (lo, hi) = bounds(&range);
-        lock(&self.inner).read(lo, hi, u64::MAX)
+        self.read(lo, hi, u64::MAX)
     }
 
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry<C>>> {
-        lock(&self.inner).read(start, end, READ_BUDGET)
+        self.read(start, end, READ_BUDGET)
     }
 }
 
@@ -269,11 +322,11 @@ impl<C: LogConfig, V: Vfs> RaftLogReader<C> for WalLogStore<C, V> {
         range: RB,
     ) -> Result<Vec<Entry<C>>> {
         let (lo, hi) = bounds(&range);
-        self.lock().read(lo, hi, u64::MAX)
+        self.reader().read(lo, hi, u64::MAX)
     }
 
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry<C>>> {
-        self.lock().read(start, end, READ_BUDGET)
+        self.reader().read(start, end, READ_BUDGET)
     }
 }
 
@@ -296,10 +349,7 @@ impl<C: LogConfig, V: Vfs> RaftLogStorage<C> for WalLogStore<C, V> {
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        WalLogReader {
-            inner: Arc::clone(&self.inner),
-            _config: PhantomData,
-        }
+        self.reader()
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<()> {
@@ -366,6 +416,9 @@ impl<C: LogConfig, V: Vfs> RaftLogStorage<C> for WalLogStore<C, V> {
                 ..g.meta
             };
             g.save_meta(meta)?;
+            self.inner
+                .purged_floor
+                .store(floor(&g.meta), Ordering::Release);
         }
         let index = log_id.index + 1;
         if index < g.wal.first_index() {
