@@ -7,14 +7,32 @@ fn raftwal() -> Command {
     Command::new(env!("CARGO_BIN_EXE_raftwal"))
 }
 
+/// `raftwal bench --quick <args>` with its data in `dir` and its files in `out`: its
+/// stdout, once it succeeded.
+fn bench(dir: &std::path::Path, out: &std::path::Path, args: &[&str]) -> String {
+    let run = raftwal()
+        .args(["bench", "--quick"])
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    stdout
+}
+
 #[test]
 fn a_tiny_run_prints_the_table_and_goals_and_writes_csv_and_svg() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("out");
-    let out = raftwal()
-        .args([
-            "bench",
-            "--quick",
+    let stdout = bench(
+        tmp.path(),
+        &out_dir,
+        &[
             "--entry-sizes",
             "256",
             "--batches",
@@ -26,16 +44,8 @@ fn a_tiny_run_prints_the_table_and_goals_and_writes_csv_and_svg() {
             "--reps",
             "2",
             "--no-recovery",
-        ])
-        .arg("--dir")
-        .arg(tmp.path())
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+        ],
+    );
     let systems: &[&str] = if cfg!(feature = "raft-engine") {
         &[
             "raw",
@@ -106,4 +116,56 @@ fn an_unknown_system_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("nope"), "{stderr}");
+}
+
+#[test]
+fn a_steady_state_run_compacts_inside_the_slices_and_judges_against_raw_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stdout = bench(
+        tmp.path(),
+        &tmp.path().join("out"),
+        &[
+            "--steady-retain-mib",
+            "1",
+            "--segment-size",
+            "1048576",
+            "--entry-sizes",
+            "4096",
+            "--batches",
+            "8",
+            "--writers",
+            "1,4",
+            "--slice-secs",
+            "0.05",
+            "--reps",
+            "2",
+            "--no-recovery",
+        ],
+    );
+    for needle in [
+        "steady state: each log compacted back to 1 MiB",
+        "x r-o",
+        "raw-overwrite",
+        "compactions (inside the timed slices):",
+        "goals (steady state):",
+        "raftwal >= 0.9 x raw-overwrite",
+        "every raftwal compaction <= 1 ms",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?}:\n{stdout}");
+    }
+    // One writer per log: the concurrent cell is left out; the growing log's raw is not run.
+    assert!(!stdout.contains("w4"), "{stdout}");
+    assert!(!stdout.contains("raw-again"), "{stdout}");
+    // 1 MiB retained, 1 MiB segments, 32 KiB batches: the slices compact.
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("4KiB x8") && l.contains("raftwal") && l.contains("compactions,"))
+        .unwrap_or_else(|| panic!("no raftwal compaction line:\n{stdout}"));
+    // "4KiB x8 raftwal <count> compactions, ..."
+    let count: u64 = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(count >= 1, "{line}");
 }

@@ -9,6 +9,8 @@
 //! - [`raftwal`](mod@raftwal): the same workload through `raftwal::Wal` (and `raftwal::GroupCommit` for
 //!   several writers).
 //! - `raft_engine` (feature `raft-engine`): the same workload through tikv's raft-engine.
+//! - [`steady`]: the steady state (the retained log capped by compaction behind a moving
+//!   snapshot point): when to compact, and what compactions cost.
 //! - [`recovery`]: logs of a given size, reopened warm or cold, for open-time measurements.
 //! - [`fixtures`]: fresh bench directories and filled logs for the criterion benches.
 //! - [`cache`]: dropping a directory's pages from the page cache (`posix_fadvise`).
@@ -26,6 +28,7 @@ pub mod raft_engine;
 pub mod raftwal;
 pub mod raw;
 pub mod recovery;
+pub mod steady;
 pub mod workload;
 
 /// The error type of the runners: anything printable.

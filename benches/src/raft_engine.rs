@@ -17,6 +17,7 @@ use protobuf::{
 use raft_engine::{Config, Engine, LogBatch, MessageExt, ReadableSize};
 
 use crate::latency::Latencies;
+use crate::steady::{Compactions, Steady};
 use crate::workload::{payload, Budget, Cell, Sample, Session};
 use crate::Result;
 
@@ -152,23 +153,35 @@ pub struct EngineOptions {
     /// `batch_compression_threshold` in bytes (raft-engine's default 8 KiB: batches larger
     /// than this are LZ4-compressed; 0 disables compression).
     pub compression_threshold: u64,
+    /// A steady state: each region compacted behind a moving snapshot point
+    /// (`Engine::compact_to`, then `purge_expired_files`), with log recycling active (it is
+    /// on by default, but recycles only files purged past `purge_threshold`: that is set to
+    /// twice the retained size), and `target_file_size` set to the given file size.
+    pub steady: Option<(Steady, u64)>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             compression_threshold: Config::default().batch_compression_threshold.0,
+            steady: None,
         }
     }
 }
 
 /// Opens (creating) an engine in `dir`.
 pub fn open(dir: &Path, opts: &EngineOptions) -> Result<Engine> {
-    let cfg = Config {
+    let mut cfg = Config {
         dir: dir.to_str().ok_or("non-UTF-8 directory")?.to_owned(),
         batch_compression_threshold: ReadableSize(opts.compression_threshold),
         ..Config::default()
     };
+    if let Some((steady, file_size)) = opts.steady {
+        cfg.enable_log_recycle = true;
+        cfg.format_version = raft_engine::Version::V2;
+        cfg.purge_threshold = ReadableSize(2 * steady.retain_bytes);
+        cfg.target_file_size = ReadableSize(file_size);
+    }
     Ok(Engine::open(cfg)?)
 }
 
@@ -196,17 +209,57 @@ pub struct EngineSession {
     engine: Arc<Engine>,
     /// The next index of each writer's region.
     next: Vec<u64>,
+    steady: Option<Steady>,
 }
 
 impl EngineSession {
-    /// Opens a fresh engine in `dir`, before any timing.
-    pub fn open(cell: &Cell, dir: &Path, opts: &EngineOptions) -> Result<Self> {
-        Ok(EngineSession {
+    /// Opens a fresh engine in `dir`, before any timing; in a steady state (one writer
+    /// only) warmed up untimed until compaction recurs.
+    pub fn open(cell: &Cell, dir: &Path, opts: &EngineOptions, budget: &Budget) -> Result<Self> {
+        if opts.steady.is_some() && cell.writers > 1 {
+            return Err("the steady state runs one writer per log".into());
+        }
+        let mut session = EngineSession {
             cell: *cell,
             engine: Arc::new(open(dir, opts)?),
             next: vec![1; cell.writers],
-        })
+            steady: opts.steady.map(|(s, _)| s),
+        };
+        if let Some((steady, file_size)) = opts.steady {
+            let warm = Budget {
+                time: std::time::Duration::ZERO,
+                min_batches: 1,
+                max_bytes: steady.warm_bytes(file_size),
+                ..*budget
+            };
+            let s = session.slice(&warm)?;
+            budget.cool_down(s.payload_bytes);
+        }
+        Ok(session)
     }
+}
+
+/// In a steady state, compacts `region` of `engine` if its log (ending at `last`) has grown
+/// past the retained size, and purges the files that frees (recycling them).
+fn compact(
+    engine: &Engine,
+    region: u64,
+    last: u64,
+    steady: Option<(Steady, Cell)>,
+    compactions: &mut Compactions,
+) -> Result<()> {
+    let Some((steady, cell)) = steady else {
+        return Ok(());
+    };
+    let first = engine.first_index(region).unwrap_or(1);
+    if let Some(to) = steady.compact_point(&cell, first, last) {
+        compactions.time(|| {
+            // `compact_to` keeps `to + 1..`: the snapshot covers `..=to`.
+            engine.compact_to(region, to + 1);
+            engine.purge_expired_files()
+        })?;
+    }
+    Ok(())
 }
 
 impl Session for EngineSession {
@@ -220,11 +273,13 @@ impl Session for EngineSession {
                 let (engine, bytes, start_line) =
                     (self.engine.clone(), bytes.clone(), start_line.clone());
                 let (budget, mut next) = (*budget, self.next[w]);
-                std::thread::spawn(move || -> Result<(Latencies, u64, u64)> {
+                let steady = self.steady.map(|s| (s, cell));
+                std::thread::spawn(move || -> Result<(Latencies, u64, u64, Compactions)> {
                     let region = w as u64 + 1;
                     let mut batch = pb_batch(&cell, 0x5EED ^ (w as u64) << 40);
                     let mut log_batch = LogBatch::with_capacity(cell.batch);
                     let mut lat = Latencies::with_capacity(1024);
+                    let mut compactions = Compactions::default();
                     let mut batches = 0u64;
                     start_line.wait();
                     let start = Instant::now();
@@ -235,10 +290,11 @@ impl Session for EngineSession {
                         engine.write(&mut log_batch, true)?;
                         lat.record(t.elapsed());
                         next += cell.batch as u64;
+                        compact(&engine, region, next - 1, steady, &mut compactions)?;
                         batches += 1;
                         let total = bytes.fetch_add(per_batch, Ordering::Relaxed) + per_batch;
                         if budget.done(start.elapsed(), batches, total) {
-                            return Ok((lat, batches, next));
+                            return Ok((lat, batches, next, compactions));
                         }
                     }
                 })
@@ -248,8 +304,10 @@ impl Session for EngineSession {
         let start = Instant::now();
         let mut sample = Sample::default();
         for (w, t) in threads.into_iter().enumerate() {
-            let (lat, batches, next) = t.join().map_err(|_| "writer thread panicked")??;
+            let (lat, batches, next, compactions) =
+                t.join().map_err(|_| "writer thread panicked")??;
             sample.latencies.merge(&lat);
+            sample.compactions.merge(&compactions);
             sample.batches += batches;
             self.next[w] = next;
         }
@@ -288,7 +346,7 @@ mod tests {
         };
         let cell = Cell::single(100, 4);
         let mut session =
-            EngineSession::open(&cell, dir.path(), &EngineOptions::default()).unwrap();
+            EngineSession::open(&cell, dir.path(), &EngineOptions::default(), &budget).unwrap();
         for _ in 0..2 {
             let s = session.slice(&budget).unwrap();
             assert_eq!((s.batches, s.entries), (3, 12));

@@ -10,6 +10,7 @@ use raftwal::group_commit::GroupCommit;
 use raftwal::{Options, Wal};
 
 use crate::latency::Latencies;
+use crate::steady::{Compactions, Steady};
 use crate::workload::{renumber, wal_batch, Budget, Cell, Sample, Session};
 use crate::Result;
 
@@ -20,10 +21,11 @@ pub struct WalSession {
 }
 
 enum Log {
-    /// One writer: append a batch, `sync`, repeat.
+    /// One writer: append a batch, `sync`, repeat (and in a steady state compact).
     Single {
         wal: Box<Wal>,
         batch: Vec<raftwal::Entry>,
+        steady: Option<Steady>,
     },
     /// Several writers through one [`GroupCommit`].
     Shared(Arc<GroupCommit>),
@@ -34,17 +36,39 @@ impl WalSession {
     ///
     /// A fresh log zero-fills its first segment at open: that write is left to drain (see
     /// [`Budget::cool_down`]) before the first slice, as the other systems' setup is.
-    pub fn open(cell: &Cell, dir: &Path, opts: &Options, budget: &Budget) -> Result<Self> {
+    ///
+    /// With `steady`, the log is compacted behind a moving snapshot point inside every slice
+    /// (`Wal::compact`), and warmed up first, untimed, until compaction recurs (one writer
+    /// only: several writers are refused).
+    pub fn open(
+        cell: &Cell,
+        dir: &Path,
+        opts: &Options,
+        budget: &Budget,
+        steady: Option<Steady>,
+    ) -> Result<Self> {
         let wal = Wal::open(dir, opts.clone())?;
         budget.cool_down(wal.stats().spare_bytes_zeroed);
-        let log = if cell.writers > 1 {
-            Log::Shared(Arc::new(GroupCommit::new(wal)))
-        } else {
-            Log::Single {
-                wal: Box::new(wal),
-                batch: wal_batch(cell, 0x5EED),
+        if cell.writers > 1 {
+            if steady.is_some() {
+                return Err("the steady state runs one writer per log".into());
             }
-        };
+            let log = Log::Shared(Arc::new(GroupCommit::new(wal)));
+            return Ok(WalSession { cell: *cell, log });
+        }
+        let mut wal = Box::new(wal);
+        let mut batch = wal_batch(cell, 0x5EED);
+        if let Some(st) = steady {
+            let warm = Budget {
+                time: std::time::Duration::ZERO,
+                min_batches: 1,
+                max_bytes: st.warm_bytes(opts.segment_size),
+                ..*budget
+            };
+            let s = run_single(cell, &mut wal, &mut batch, &warm, steady)?;
+            budget.cool_down(s.payload_bytes);
+        }
+        let log = Log::Single { wal, batch, steady };
         Ok(WalSession { cell: *cell, log })
     }
 }
@@ -52,23 +76,28 @@ impl WalSession {
 impl Session for WalSession {
     fn slice(&mut self, budget: &Budget) -> Result<Sample> {
         match &mut self.log {
-            Log::Single { wal, batch } => run_single(&self.cell, wal, batch, budget),
+            Log::Single { wal, batch, steady } => {
+                run_single(&self.cell, wal, batch, budget, *steady)
+            }
             Log::Shared(gc) => run_concurrent(&self.cell, gc, budget),
         }
     }
 }
 
-/// One writer appending `batch` (renumbered) and syncing until the budget is spent.
+/// One writer appending `batch` (renumbered) and syncing until the budget is spent; in a
+/// steady state compacting whenever the log has grown past it.
 fn run_single(
     cell: &Cell,
     wal: &mut Wal,
     batch: &mut [raftwal::Entry],
     budget: &Budget,
+    steady: Option<Steady>,
 ) -> Result<Sample> {
     let before = wal.stats();
     let per_batch = cell.batch_bytes() as u64;
     let mut next = wal.last_index() + 1;
     let mut lat = Latencies::with_capacity(1024);
+    let mut compactions = Compactions::default();
     let (mut batches, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
     loop {
@@ -77,6 +106,11 @@ fn run_single(
         wal.append(batch)?;
         wal.sync()?;
         lat.record(t.elapsed());
+        if let Some(to) =
+            steady.and_then(|s| s.compact_point(cell, wal.first_index(), wal.last_index()))
+        {
+            compactions.time(|| wal.compact(to))?;
+        }
         next += cell.batch as u64;
         batches += 1;
         bytes += per_batch;
@@ -95,6 +129,8 @@ fn run_single(
         file_syncs: Some(after.file_syncs - before.file_syncs),
         writes: Some(after.writes - before.writes),
         slice_rates: Vec::new(),
+        compactions,
+        files_created: Some(after.segments_created - before.segments_created),
     })
 }
 
@@ -147,6 +183,7 @@ fn run_concurrent(cell: &Cell, gc: &Arc<GroupCommit>, budget: &Budget) -> Result
     let after = gc.stats()?;
     sample.file_syncs = Some(after.file_syncs - before.file_syncs);
     sample.writes = Some(after.writes - before.writes);
+    sample.files_created = Some(after.segments_created - before.segments_created);
     Ok(sample)
 }
 
@@ -172,7 +209,7 @@ mod tests {
                 batch: 4,
                 writers,
             };
-            let mut session = WalSession::open(&cell, dir.path(), &opts, &budget).unwrap();
+            let mut session = WalSession::open(&cell, dir.path(), &opts, &budget, None).unwrap();
             let mut entries = 0;
             for _ in 0..2 {
                 let s = session.slice(&budget).unwrap();
@@ -187,5 +224,33 @@ mod tests {
             assert_eq!(wal.last_index(), entries, "{writers} writer(s)");
             assert_eq!(wal.entry(entries).unwrap().data.len(), 100);
         }
+    }
+
+    #[test]
+    fn a_steady_log_stays_near_its_retained_size_and_keeps_rotating() {
+        let budget = Budget {
+            time: std::time::Duration::ZERO,
+            // 1,600 entries: more than the 500 past the retained 1,000 that trigger one.
+            min_batches: 400,
+            max_bytes: u64::MAX,
+            cooldown_mib_per_sec: 0.0,
+        };
+        let opts = Options::default()
+            .with_segment_size(64 << 10)
+            .with_prepare(raftwal::SegmentPrepare::ZeroFill);
+        let dir = tempfile::tempdir().unwrap();
+        let cell = Cell::single(100, 4);
+        let steady = Steady {
+            retain_bytes: 100 * 1000,
+        };
+        let mut session =
+            WalSession::open(&cell, dir.path(), &opts, &budget, Some(steady)).unwrap();
+        let s = session.slice(&budget).unwrap();
+        assert!(s.compactions.count >= 1, "{:?}", s.compactions);
+        assert!(s.files_created.unwrap() >= 1, "{:?}", s.files_created);
+        drop(session);
+        let wal = Wal::open(dir.path(), opts).unwrap();
+        let held = wal.last_index() + 1 - wal.first_index();
+        assert!((1000..1500).contains(&held), "{held} entries retained");
     }
 }

@@ -328,7 +328,7 @@ impl Session for RawSession<'_> {
             latencies: lat,
             file_syncs: Some(batches),
             writes: Some(batches),
-            slice_rates: Vec::new(),
+            ..Sample::default()
         })
     }
 }

@@ -132,6 +132,11 @@ pub struct Sample {
     /// Entries per second of each slice merged into this one, in merge order (empty for a
     /// single slice): what pairs repetitions of two systems run side by side.
     pub slice_rates: Vec<f64>,
+    /// Compactions run inside the slice (steady state only).
+    pub compactions: crate::steady::Compactions,
+    /// Files the system created during the slice (raftwal's `Stats::segments_created`),
+    /// if known: in a steady state that recycles, near zero.
+    pub files_created: Option<u64>,
 }
 
 impl Sample {
@@ -149,6 +154,8 @@ impl Sample {
         self.latencies.merge(&other.latencies);
         self.file_syncs = sum_opt(self.file_syncs, other.file_syncs);
         self.writes = sum_opt(self.writes, other.writes);
+        self.compactions.merge(&other.compactions);
+        self.files_created = sum_opt(self.files_created, other.files_created);
     }
 
     /// Entries per second.

@@ -34,6 +34,7 @@ use super::CmdResult;
 mod fsinfo;
 mod recovery;
 mod report;
+mod steady_report;
 mod svg;
 
 /// Arguments of `raftwal bench`.
@@ -137,6 +138,15 @@ pub struct GridArgs {
     /// every larger batch; 0 disables compression).
     #[arg(long, default_value_t = 8192)]
     pub raft_engine_compression_threshold: u64,
+    /// Steady state: each log keeps about this many MiB of payload, compacted behind a
+    /// moving snapshot point inside the timed loop (raftwal `compact`; raft-engine
+    /// `compact_to` + `purge_expired_files`, with recycling active), after an untimed
+    /// warm-up until compaction recurs. Ratios are then to `raw-overwrite` (writing over
+    /// written blocks: the limit of a log that reuses its space); one writer per log, so
+    /// the concurrent cells are left out; systems default to raw-overwrite, raftwal and
+    /// raft-engine.
+    #[arg(long)]
+    pub steady_retain_mib: Option<u64>,
 }
 
 /// The systems measured, in table order.
@@ -178,6 +188,10 @@ struct Plan {
     recovery_mib: Vec<u64>,
     recovery_entry_size: usize,
     verbose: bool,
+    /// The steady state's retained log, if this run measures one.
+    steady: Option<raftwal_benches::steady::Steady>,
+    /// The system every ratio is to: `raw`, or `raw-overwrite` in a steady state.
+    reference: System,
     wal_opts: raftwal::Options,
     #[cfg(feature = "raft-engine")]
     engine_opts: raftwal_benches::raft_engine::EngineOptions,
@@ -210,10 +224,24 @@ pub fn run(args: Args) -> CmdResult {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(st) = plan.steady {
+        println!(
+            "steady state: each log compacted back to {} MiB of payload once it holds half as \
+             much again, warmed up (untimed) first; ratios to {}; single-writer cells only",
+            st.retain_bytes >> 20,
+            plan.reference.name()
+        );
+    }
     #[cfg(feature = "raft-engine")]
     if plan.systems.contains(&System::RaftEngine) {
         println!(
-            "raft-engine 0.4: default Config, batch_compression_threshold = {} B",
+            "raft-engine 0.4: default Config{}, batch_compression_threshold = {} B",
+            if plan.steady.is_some() {
+                " but recycling active (purge_threshold = 2 × the retained size, \
+                 target_file_size = raftwal's segment size)"
+            } else {
+                ""
+            },
             plan.engine_opts.compression_threshold
         );
     }
@@ -239,7 +267,11 @@ pub fn run(args: Args) -> CmdResult {
     println!();
     print!("{}", table.table());
     println!();
-    print!("{}", table.goals());
+    if plan.steady.is_some() {
+        print!("{}", steady_report::summary(&table));
+    } else {
+        print!("{}", table.goals());
+    }
     if !recovery.is_empty() {
         println!();
         print!("{}", recovery::table(&recovery));
@@ -285,9 +317,15 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
         .iter()
         .flat_map(|&s| batches.iter().map(move |&b| Cell::single(s, b)))
         .collect();
+    let steady = args
+        .grid
+        .steady_retain_mib
+        .map(|mib| raftwal_benches::steady::Steady {
+            retain_bytes: mib.max(1) << 20,
+        });
     let concurrent = writers
         .iter()
-        .filter(|&&w| w > 1)
+        .filter(|&&w| w > 1 && steady.is_none())
         .map(|&w| Cell {
             entry_size: 256,
             batch: 1,
@@ -303,6 +341,15 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
     if cfg!(feature = "raft-engine") {
         systems.push(System::RaftEngine);
     }
+    if steady.is_some() && args.grid.systems.is_empty() {
+        // A growing log's limit (writing into fresh blocks) is not this state's.
+        systems.retain(|s| !matches!(s, System::Raw | System::RawAgain));
+    }
+    let reference = if steady.is_some() {
+        System::RawOverwrite
+    } else {
+        System::Raw
+    };
     if !args.grid.systems.is_empty() {
         for name in &args.grid.systems {
             if !systems.iter().any(|s| s.name() == name) {
@@ -310,6 +357,13 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
             }
         }
         systems.retain(|s| args.grid.systems.iter().any(|n| n == s.name()));
+    }
+    if !systems.contains(&reference) {
+        return Err(format!(
+            "ratios are to {}: include it in --systems",
+            reference.name()
+        )
+        .into());
     }
     let recovery_mib = if args.grid.no_recovery {
         Vec::new()
@@ -329,6 +383,8 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
     } else {
         args.prepare.into()
     };
+    #[cfg(feature = "raft-engine")]
+    let wal_opts_segment_size = wal_opts.segment_size;
     Ok(Plan {
         budget: Budget {
             time: Duration::from_secs_f64(slice),
@@ -351,10 +407,13 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
         recovery_mib,
         recovery_entry_size: args.grid.recovery_entry_size.max(1),
         verbose: args.verbose,
+        steady,
+        reference,
         wal_opts,
         #[cfg(feature = "raft-engine")]
         engine_opts: raftwal_benches::raft_engine::EngineOptions {
             compression_threshold: args.grid.raft_engine_compression_threshold,
+            steady: steady.map(|st| (st, wal_opts_segment_size)),
         },
     })
 }
@@ -461,12 +520,14 @@ fn open_session<'a>(
             dir,
             &plan.wal_opts,
             &plan.budget,
+            plan.steady,
         )?),
         #[cfg(feature = "raft-engine")]
         System::RaftEngine => Box::new(raftwal_benches::raft_engine::EngineSession::open(
             cell,
             dir,
             &plan.engine_opts,
+            &plan.budget,
         )?),
         #[cfg(not(feature = "raft-engine"))]
         System::RaftEngine => return Err("built without the raft-engine feature".into()),

@@ -38,8 +38,10 @@ pub struct Row {
 /// The rows of a run, in table order.
 pub struct Report {
     rows: Vec<Row>,
-    grid: Vec<Cell>,
+    pub(super) grid: Vec<Cell>,
     concurrent: Vec<Cell>,
+    /// What the `vs_raw` ratios are to (`raw`, or `raw-overwrite` in a steady state).
+    reference: System,
 }
 
 impl Report {
@@ -48,7 +50,7 @@ impl Report {
         let mut rows = Vec::new();
         for cell in plan.grid.iter().chain(&plan.concurrent) {
             let tput = |s: System| results.get(&(*cell, s)).map(|x| x.entries_per_sec());
-            let raw = tput(System::Raw);
+            let raw = tput(plan.reference);
             let engine = tput(System::RaftEngine);
             let pairs = |me: &Sample, base: System| {
                 results
@@ -76,7 +78,7 @@ impl Report {
                     } else {
                         ratio(engine)
                     },
-                    vs_raw_reps: pairs(&sample, System::Raw),
+                    vs_raw_reps: pairs(&sample, plan.reference),
                     vs_engine_reps: if system == System::RaftEngine {
                         None
                     } else {
@@ -93,10 +95,11 @@ impl Report {
             rows,
             grid: plan.grid.clone(),
             concurrent: plan.concurrent.clone(),
+            reference: plan.reference,
         }
     }
 
-    fn row(&self, cell: &Cell, system: System) -> Option<&Row> {
+    pub(super) fn row(&self, cell: &Cell, system: System) -> Option<&Row> {
         self.rows
             .iter()
             .find(|r| r.cell == *cell && r.system == system)
@@ -114,7 +117,11 @@ impl Report {
             "p50",
             "p99",
             "p99.9",
-            "x raw",
+            if self.reference == System::Raw {
+                "x raw"
+            } else {
+                "x r-o"
+            },
             "x r-e",
             "syncs/batch"
         );
@@ -330,8 +337,12 @@ impl Report {
 
     /// The CSV: one line per (cell, system).
     pub fn csv(&self) -> String {
-        let mut out = String::from(
-            "entry_size,batch,writers,system,entries,payload_bytes,batches,elapsed_s,entries_per_s,mib_per_s,p50_us,p99_us,p999_us,ratio_raw,ratio_raft_engine,file_syncs,writes,ratio_raw_rep_min,ratio_raw_rep_median,ratio_raw_rep_max\n",
+        // The ratio columns are named after the reference (`raw`, or `raw_overwrite` in a
+        // steady state).
+        let header = "entry_size,batch,writers,system,entries,payload_bytes,batches,elapsed_s,entries_per_s,mib_per_s,p50_us,p99_us,p999_us,ratio_raw,ratio_raft_engine,file_syncs,writes,ratio_raw_rep_min,ratio_raw_rep_median,ratio_raw_rep_max\n";
+        let mut out = header.replace(
+            "ratio_raw",
+            &format!("ratio_{}", self.reference.name().replace('-', "_")),
         );
         let us = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
         let o = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.4}"));
@@ -369,14 +380,14 @@ impl Report {
 
 /// ` [reps 0.81-1.02, median 0.93]`: the per-repetition spread of a ratio, when there is
 /// more than one repetition.
-fn reps(r: Option<(f64, f64, f64)>) -> String {
+pub(super) fn reps(r: Option<(f64, f64, f64)>) -> String {
     match r {
         Some((lo, med, hi)) if hi > lo => format!(" [reps {lo:.2}-{hi:.2}, median {med:.2}]"),
         _ => String::new(),
     }
 }
 
-fn list(misses: &[String]) -> String {
+pub(super) fn list(misses: &[String]) -> String {
     if misses.is_empty() {
         String::new()
     } else {
