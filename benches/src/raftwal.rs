@@ -128,9 +128,9 @@ fn run_single(
         latencies: lat,
         file_syncs: Some(after.file_syncs - before.file_syncs),
         writes: Some(after.writes - before.writes),
-        slice_rates: Vec::new(),
         compactions,
         files_created: Some(after.segments_created - before.segments_created),
+        ..Sample::default()
     })
 }
 

@@ -137,6 +137,9 @@ pub struct Sample {
     /// Files the system created during the slice (raftwal's `Stats::segments_created`),
     /// if known: in a steady state that recycles, near zero.
     pub files_created: Option<u64>,
+    /// CPU time the process spent during the slice (all threads), where the runner
+    /// measured it.
+    pub cpu: Option<Duration>,
 }
 
 impl Sample {
@@ -156,6 +159,10 @@ impl Sample {
         self.writes = sum_opt(self.writes, other.writes);
         self.compactions.merge(&other.compactions);
         self.files_created = sum_opt(self.files_created, other.files_created);
+        self.cpu = match (self.cpu, other.cpu) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
 
     /// Entries per second.

@@ -31,6 +31,7 @@ use raftwal_benches::workload::{self, Budget, Cell, Sample, Session};
 
 use super::CmdResult;
 
+mod cpu;
 mod fsinfo;
 mod recovery;
 mod report;
@@ -266,6 +267,7 @@ pub fn run(args: Args) -> CmdResult {
     let table = report::Report::new(&plan, &results);
     println!();
     print!("{}", table.table());
+    print!("{}", table.cpu());
     println!();
     if plan.steady.is_some() {
         print!("{}", steady_report::summary(&table));
@@ -467,9 +469,13 @@ fn measure(plan: &Plan, work: &Path) -> Result<Results, super::CmdError> {
                     rep + 1,
                     system.name()
                 ));
-                let sample = session
+                let cpu_before = cpu::process_cpu();
+                let mut sample = session
                     .slice(&plan.budget)
                     .map_err(|e| format!("{} on {}: {e}", system.name(), cell.label()))?;
+                sample.cpu = cpu_before
+                    .zip(cpu::process_cpu())
+                    .map(|(b, a)| a.saturating_sub(b));
                 plan.budget.cool_down(sample.payload_bytes);
                 if plan.verbose {
                     let line = format!(

@@ -163,6 +163,35 @@ impl Report {
         out
     }
 
+    /// Process CPU per batch of each system on each cell (user + system time, background
+    /// threads included, summed over the slices; 10 ms resolution per slice).
+    pub fn cpu(&self) -> String {
+        let mut out =
+            String::from("\nprocess CPU per batch (all threads, summed over the slices):\n");
+        let mut last: Option<Cell> = None;
+        for r in &self.rows {
+            let Some(cpu) = r.sample.cpu else {
+                continue;
+            };
+            if last != Some(r.cell) {
+                let _ = write!(out, "  {:<14}", r.cell.label());
+            }
+            last = Some(r.cell);
+            let per = cpu / r.sample.batches.max(1) as u32;
+            let _ = write!(out, " {} {}", r.system.name(), dur(per));
+            if self
+                .rows
+                .iter()
+                .rev()
+                .find(|x| x.cell == r.cell)
+                .is_some_and(|x| x.system == r.system)
+            {
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// `, raw-again 0.97` for a cell where the A/A control ran, else nothing.
     fn control(&self, cell: &Cell) -> String {
         self.row(cell, System::RawAgain)
