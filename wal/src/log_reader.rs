@@ -27,6 +27,18 @@ pub(crate) struct View<F: VfsFile> {
 }
 
 impl<F: VfsFile> View<F> {
+    /// The range, unless the `Wal` was dropped.
+    fn range(&self) -> Result<Range> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        Ok(Range {
+            base: self.base,
+            last_index: self.last_index,
+            last_term: self.last_term,
+        })
+    }
+
     pub(crate) fn new() -> Self {
         View {
             base: SnapshotMeta::default(),
@@ -139,15 +151,7 @@ impl<V: Vfs> WalReader<V> {
     }
 
     fn range(&self) -> Result<Range> {
-        let v = self.view.read();
-        if v.closed {
-            return Err(Error::Closed);
-        }
-        Ok(Range {
-            base: v.base,
-            last_index: v.last_index,
-            last_term: v.last_term,
-        })
+        self.view.read().range()
     }
 
     fn check_range(&self, r: Range, index: u64) -> Result<()> {
@@ -169,15 +173,7 @@ impl<V: Vfs> WalReader<V> {
     /// The segment holding `index`, checked against the range under the same lock.
     fn segment(&self, index: u64) -> Result<Arc<SharedSegment<V::File>>> {
         let v = self.view.read();
-        if v.closed {
-            return Err(Error::Closed);
-        }
-        let r = Range {
-            base: v.base,
-            last_index: v.last_index,
-            last_term: v.last_term,
-        };
-        self.check_range(r, index)?;
+        self.check_range(v.range()?, index)?;
         let pos = v.segments.partition_point(|s| s.first_index <= index);
         pos.checked_sub(1)
             .and_then(|i| v.segments.get(i))

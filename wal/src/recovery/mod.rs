@@ -347,7 +347,9 @@ impl Plan {
         self.remove
             .extend(segs.drain(csi + 1..).map(|s| s.path().to_path_buf()));
         let s = &mut segs[csi];
-        let keep = s.with_index(|ix| ix.offsets.partition_point(|&o| u64::from(o) < coff))?;
+        let keep = s
+            .shared()
+            .with_index(|ix| ix.offsets.partition_point(|&o| u64::from(o) < coff))?;
         let from = s.first_index() + keep as u64;
         s.forget_from(from)?;
         // Bytes cut: from the cut to the last non-zero byte (preallocated zeros are not data).

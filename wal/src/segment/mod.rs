@@ -297,11 +297,6 @@ impl<F: VfsFile> Segment<F> {
         self.shared.len()
     }
 
-    /// Runs `f` on the index, built first if a lazy open skipped it.
-    pub(crate) fn with_index<R>(&self, f: impl FnOnce(&index::Index) -> R) -> Result<R> {
-        self.shared.with_index(|_, ix| f(ix))
-    }
-
     /// Runs `f` on the index (built first if needed) with the write lock held.
     fn with_index_mut<R>(&mut self, f: impl FnOnce(&mut shared::State) -> R) -> Result<R> {
         self.shared.build_index()?;

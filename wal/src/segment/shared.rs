@@ -106,11 +106,11 @@ impl<F: VfsFile> SharedSegment<F> {
     /// going backwards; none voided by the fence). Any failure is [`Error::Corrupt`] naming
     /// the file and offset: such a segment lies before a segment holding a later sync
     /// group, so all of it was synced. The build reads without holding the lock.
-    pub(crate) fn with_index<R>(&self, f: impl FnOnce(&State, &Index) -> R) -> Result<R> {
+    pub(crate) fn with_index<R>(&self, f: impl FnOnce(&Index) -> R) -> Result<R> {
         self.build_index()?;
         let st = self.state.read();
         match &st.index {
-            Some(ix) => Ok(f(&st, ix)),
+            Some(ix) => Ok(f(ix)),
             None => Err(self.index_missing()),
         }
     }
@@ -195,7 +195,7 @@ impl<F: VfsFile> SharedSegment<F> {
         if !self.contains(index) {
             return Ok(None);
         }
-        self.with_index(|_, ix| ix.term_of(self.first_index, index))
+        self.with_index(|ix| ix.term_of(self.first_index, index))
     }
 
     /// Offset of entry `index` (`None` if not contained).
@@ -203,7 +203,7 @@ impl<F: VfsFile> SharedSegment<F> {
         if !self.contains(index) {
             return Ok(None);
         }
-        self.with_index(|_, ix| ix.offset_of(self.first_index, index))
+        self.with_index(|ix| ix.offset_of(self.first_index, index))
     }
 
     /// Reads and verifies entry `index`: from the write buffer if it is not written yet,
