@@ -157,6 +157,10 @@ pub struct TortureStats {
     pub reopened_and_continued: u64,
     /// Full-disk probes.
     pub full_disk_probes: u64,
+    /// Compacted segments freed into the recycle pool, on the main line.
+    pub segments_recycled: u64,
+    /// Segments made from recycled files, on the main line.
+    pub segments_from_pool: u64,
     /// Broken invariants.
     pub violations: Vec<Violation>,
 }
@@ -240,6 +244,7 @@ impl Torture {
         self.stats.faults = self.fs.fault_counts();
         self.stats.faults.add(&self.probe_faults);
         self.stats.crash_states = self.images.len();
+        (self.stats.segments_recycled, self.stats.segments_from_pool) = self.runner.recycled;
         match result {
             Ok(()) => {
                 self.stats.cycles += 1;

@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use raftwal::io::Vfs;
-use raftwal::{Entry, HardState, Options, SnapshotMeta, Wal};
+use raftwal::{Entry, HardState, Options, SnapshotMeta, Stats, Wal};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -23,6 +23,11 @@ pub struct Runner<V: Vfs> {
     pub wal: Option<Wal<V>>,
     /// What was acknowledged.
     pub model: Model,
+    /// Segment recycling over every handle this runner opened: compacted segments freed
+    /// into the pool, and segments made from pool files.
+    pub recycled: (u64, u64),
+    /// The open handle's counters when last looked at.
+    seen: Stats,
 }
 
 impl<V: Vfs> Runner<V> {
@@ -34,6 +39,8 @@ impl<V: Vfs> Runner<V> {
             opts,
             wal: None,
             model: Model::default(),
+            recycled: (0, 0),
+            seen: Stats::default(),
         }
     }
 
@@ -41,6 +48,7 @@ impl<V: Vfs> Runner<V> {
     pub fn open(&mut self) -> raftwal::Result<&mut Wal<V>> {
         self.wal = None;
         let w = Wal::open_with(self.vfs.clone(), &self.dir, self.opts.clone())?;
+        self.seen = w.stats();
         Ok(self.wal.insert(w))
     }
 
@@ -48,6 +56,12 @@ impl<V: Vfs> Runner<V> {
     pub fn apply(&mut self, op: &Op) -> raftwal::Result<()> {
         self.model.begin(op);
         let result = self.call(op);
+        if let Some(w) = &self.wal {
+            let st = w.stats();
+            self.recycled.0 += st.segments_recycled - self.seen.segments_recycled;
+            self.recycled.1 += st.segments_from_pool - self.seen.segments_from_pool;
+            self.seen = st;
+        }
         match &result {
             Ok(()) => self.model.complete(op),
             Err(_) => self.model.fail(op),
@@ -288,101 +302,141 @@ pub fn next_hard_state(hs: HardState, rng: &mut StdRng) -> HardState {
 /// conflicting-suffix truncation, a snapshot and a compaction, a snapshot past the log's
 /// end, with a sync after each group of batches.
 pub fn exploration_workload(rng: &mut StdRng) -> Vec<Op> {
-    let mut model = Model::default();
-    let mut ops = Vec::new();
-    let mut push = |model: &mut Model, op: Op| {
-        model.begin(&op);
-        model.complete(&op);
-        ops.push(op);
-    };
-    push(&mut model, Op::Open);
-    push(
-        &mut model,
-        Op::SetHardState(HardState {
-            term: 1,
-            vote: Some(1),
-        }),
-    );
+    let mut s = Script::new();
+    s.push(Op::Open);
+    s.push(Op::SetHardState(HardState {
+        term: 1,
+        vote: Some(1),
+    }));
     for (n, len) in [(2, 500..=600), (1, 600..=700)] {
-        let batch = next_entries(&model, rng, n, len);
-        push(&mut model, Op::Append(batch));
+        let batch = next_entries(&s.model, rng, n, len);
+        s.push(Op::Append(batch));
     }
-    push(&mut model, Op::Sync);
+    s.push(Op::Sync);
     // One batch of three (the truncation below cuts inside it) and one of one.
     for (n, len) in [(3, 800..=900), (1, 800..=900)] {
-        let batch = next_entries(&model, rng, n, len);
-        push(&mut model, Op::Append(batch));
+        let batch = next_entries(&s.model, rng, n, len);
+        s.push(Op::Append(batch));
     }
-    push(&mut model, Op::Sync);
-    push(
-        &mut model,
-        Op::SetHardState(HardState {
-            term: 2,
-            vote: None,
-        }),
-    );
-    push(
-        &mut model,
-        Op::SetHardState(HardState {
-            term: 2,
-            vote: Some(2),
-        }),
-    );
-    push(&mut model, Op::TruncateSuffix(6));
+    s.push(Op::Sync);
+    s.push(Op::SetHardState(HardState {
+        term: 2,
+        vote: None,
+    }));
+    s.push(Op::SetHardState(HardState {
+        term: 2,
+        vote: Some(2),
+    }));
+    s.push(Op::TruncateSuffix(6));
     for (n, len) in [(2, 300..=400), (1, 300..=400)] {
-        let batch = next_entries(&model, rng, n, len);
-        push(&mut model, Op::Append(batch));
+        let batch = next_entries(&s.model, rng, n, len);
+        s.push(Op::Append(batch));
     }
-    push(&mut model, Op::Sync);
-    let term = model.term(3).unwrap_or(1);
-    push(
-        &mut model,
-        Op::SaveSnapshot(
-            SnapshotMeta { index: 3, term },
-            b"state machine at 3".to_vec(),
-        ),
-    );
-    let batch = next_entries(&model, rng, 1, 200..=300);
-    push(&mut model, Op::Append(batch));
-    push(&mut model, Op::Sync);
-    push(&mut model, Op::Compact(5));
+    s.push(Op::Sync);
+    let term = s.model.term(3).unwrap_or(1);
+    s.push(Op::SaveSnapshot(
+        SnapshotMeta { index: 3, term },
+        b"state machine at 3".to_vec(),
+    ));
+    let batch = next_entries(&s.model, rng, 1, 200..=300);
+    s.push(Op::Append(batch));
+    s.push(Op::Sync);
+    s.push(Op::Compact(5));
     for (n, len) in [(2, 100..=200), (1, 100..=200)] {
-        let batch = next_entries(&model, rng, n, len);
-        push(&mut model, Op::Append(batch));
+        let batch = next_entries(&s.model, rng, n, len);
+        s.push(Op::Append(batch));
     }
-    push(&mut model, Op::Sync);
+    s.push(Op::Sync);
     // Zero-length entries, then enough data for two more segments.
-    let batch = next_entries(&model, rng, 3, 0..=0);
-    push(&mut model, Op::Append(batch));
-    push(&mut model, Op::Sync);
+    let batch = next_entries(&s.model, rng, 3, 0..=0);
+    s.push(Op::Append(batch));
+    s.push(Op::Sync);
     for _ in 0..3 {
-        let batch = next_entries(&model, rng, 2, 300..=1300);
-        push(&mut model, Op::Append(batch));
-        push(&mut model, Op::Sync);
+        let batch = next_entries(&s.model, rng, 2, 300..=1300);
+        s.push(Op::Append(batch));
+        s.push(Op::Sync);
     }
     // A truncation across a sync-group boundary: the removed records include a group start
     // after the cut.
-    let from = model.last - 2;
-    push(&mut model, Op::TruncateSuffix(from));
-    let batch = next_entries(&model, rng, 1, 0..=0);
-    push(&mut model, Op::Append(batch));
-    push(&mut model, Op::Sync);
+    let from = s.model.last - 2;
+    s.push(Op::TruncateSuffix(from));
+    let batch = next_entries(&s.model, rng, 1, 0..=0);
+    s.push(Op::Append(batch));
+    s.push(Op::Sync);
     // A leader's snapshot past the end of the log (a lagging follower): the log restarts in
     // a fresh segment after it, the old segments go.
     let installed = SnapshotMeta {
-        index: model.last + 3,
-        term: model.current_term() + 1,
+        index: s.model.last + 3,
+        term: s.model.current_term() + 1,
     };
-    push(
-        &mut model,
-        Op::SaveSnapshot(installed, b"installed by the leader".to_vec()),
-    );
-    let batch = next_entries(&model, rng, 1, 100..=200);
-    push(&mut model, Op::Append(batch));
-    push(&mut model, Op::Sync);
-    let batch = next_entries(&model, rng, 2, 100..=200);
-    push(&mut model, Op::Append(batch));
-    ops
+    s.push(Op::SaveSnapshot(
+        installed,
+        b"installed by the leader".to_vec(),
+    ));
+    let batch = next_entries(&s.model, rng, 1, 100..=200);
+    s.push(Op::Append(batch));
+    s.push(Op::Sync);
+    let batch = next_entries(&s.model, rng, 2, 100..=200);
+    s.push(Op::Append(batch));
+    s.ops
+}
+
+/// A fixed workload being written: each call is acknowledged in the model as it is added.
+struct Script {
+    model: Model,
+    ops: Vec<Op>,
+}
+
+impl Script {
+    fn new() -> Self {
+        Script {
+            model: Model::default(),
+            ops: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, op: Op) {
+        self.model.begin(&op);
+        self.model.complete(&op);
+        self.ops.push(op);
+    }
+
+    /// A batch of `n` entries with payloads of `len` bytes, synced if `sync`.
+    fn append(&mut self, rng: &mut StdRng, n: usize, len: RangeInclusive<usize>, sync: bool) {
+        let batch = next_entries(&self.model, rng, n, len);
+        self.push(Op::Append(batch));
+        if sync {
+            self.push(Op::Sync);
+        }
+    }
+}
+
+/// The recycling workload of the exhaustive exploration, for 8 KiB segments and a recycle
+/// pool of two (`Options::recycle`): a log grown over four segments and compacted (two
+/// freed into the pool, one deleted); smaller records written into the recycled files, so
+/// their old records follow the new ones; a truncation inside a batch in a recycled
+/// segment; a second compaction that frees recycled segments again; more appends, the last
+/// batch unsynced.
+pub fn recycling_workload(rng: &mut StdRng) -> Vec<Op> {
+    let mut s = Script::new();
+    s.push(Op::Open);
+    s.push(Op::SetHardState(HardState {
+        term: 1,
+        vote: Some(1),
+    }));
+    for _ in 0..4 {
+        s.append(rng, 2, 1500..=1800, true);
+    }
+    s.push(Op::Compact(s.model.last - 1));
+    for _ in 0..3 {
+        s.append(rng, 3, 300..=600, true);
+    }
+    s.push(Op::TruncateSuffix(s.model.last - 1));
+    s.append(rng, 1, 100..=200, true);
+    s.push(Op::Compact(s.model.last - 2));
+    s.append(rng, 2, 700..=900, true);
+    s.append(rng, 1, 700..=900, false);
+    s.ops
 }
 
 #[cfg(test)]

@@ -63,11 +63,14 @@ fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)
         total.page_crashes += s.page_crashes;
         total.reopened_and_continued += s.reopened_and_continued;
         total.full_disk_probes += s.full_disk_probes;
+        total.segments_recycled += s.segments_recycled;
+        total.segments_from_pool += s.segments_from_pool;
     }
     println!(
         "seeds {seeds:?}: {} cycles, {} power cuts ({} page by page), {} crash states, {} \
          recoveries ({} lazy), {} entries verified, faults {:?}, {} poison checks ({} reopened \
-         and worked on), {} flips detected, {} full-disk opens, {} failing seeds",
+         and worked on), {} flips detected, {} full-disk opens, segments recycled {} (taken \
+         from the pool {}), {} failing seeds",
         total.cycles,
         total.crashes,
         total.page_crashes,
@@ -80,6 +83,8 @@ fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)
         total.reopened_and_continued,
         total.flips_detected,
         total.full_disk_probes,
+        total.segments_recycled,
+        total.segments_from_pool,
         failures.len()
     );
     for f in &failures {

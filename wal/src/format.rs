@@ -42,6 +42,11 @@ pub(crate) mod seg {
     /// page it already wrote.
     pub const DATA_START: usize = 4096;
     pub const OFF_VERSION: usize = 8;
+    /// Flags (u32; format 3 wrote zeros here, read as "no flag").
+    pub const OFF_FLAGS: usize = 12;
+    /// Flag: the file was recycled (`crate::recycle`): bytes past the segment's records may
+    /// be a previous segment's, never zeros only.
+    pub const FLAG_RECYCLED: u32 = 1;
     pub const OFF_SEQ: usize = 16;
     pub const OFF_FIRST_INDEX: usize = 24;
     pub const OFF_FIRST_GROUP: usize = 32;
@@ -347,13 +352,20 @@ pub(crate) fn all_zero(buf: &[u8]) -> bool {
 }
 
 /// Encodes a segment header (current version).
-pub(crate) fn encode_segment_header(seq: u64, first_index: u64, first_group: u64) -> [u8; 64] {
+pub(crate) fn encode_segment_header(
+    seq: u64,
+    first_index: u64,
+    first_group: u64,
+    recycled: bool,
+) -> [u8; 64] {
     let mut b = [0u8; seg::HEADER_LEN];
     b[0..8].copy_from_slice(&seg::MAGIC);
     LE::write_u32(
         &mut b[seg::OFF_VERSION..seg::OFF_VERSION + 4],
         FORMAT_VERSION,
     );
+    let flags = if recycled { seg::FLAG_RECYCLED } else { 0 };
+    LE::write_u32(&mut b[seg::OFF_FLAGS..seg::OFF_FLAGS + 4], flags);
     LE::write_u64(&mut b[seg::OFF_SEQ..seg::OFF_SEQ + 8], seq);
     LE::write_u64(
         &mut b[seg::OFF_FIRST_INDEX..seg::OFF_FIRST_INDEX + 8],
@@ -375,6 +387,8 @@ pub(crate) struct SegmentHeader {
     pub first_index: u64,
     pub first_group: u64,
     pub format: RecordFormat,
+    /// Made from a recycled file: stale bytes may follow its records.
+    pub recycled: bool,
 }
 
 /// Why a segment header is not valid.
@@ -424,6 +438,7 @@ pub(crate) fn decode_segment_header(b: &[u8]) -> Result<SegmentHeader, SegmentHe
         first_index: LE::read_u64(&b[seg::OFF_FIRST_INDEX..seg::OFF_FIRST_INDEX + 8]),
         first_group: LE::read_u64(&b[seg::OFF_FIRST_GROUP..seg::OFF_FIRST_GROUP + 8]),
         format,
+        recycled: LE::read_u32(&b[seg::OFF_FLAGS..seg::OFF_FLAGS + 4]) & seg::FLAG_RECYCLED != 0,
     })
 }
 
@@ -436,6 +451,15 @@ pub(crate) fn segment_name(first_index: u64) -> String {
 pub(crate) fn snapshot_name(index: u64) -> String {
     format!("{index:020}.snap")
 }
+
+/// File name of a recycled file in the pool, by the sequence number of the segment it was
+/// (unique: sequence numbers are never reused).
+pub(crate) fn free_name(seq: u64) -> String {
+    format!("{seq:020}{FREE_SUFFIX}")
+}
+
+/// Suffix of the recycle pool's files (see `crate::recycle`).
+pub(crate) const FREE_SUFFIX: &str = ".free";
 
 /// Parses `<20 digits><suffix>`.
 pub(crate) fn parse_numbered(name: &str, suffix: &str) -> Option<u64> {
@@ -572,10 +596,13 @@ mod tests {
 
     #[test]
     fn segment_header_roundtrip_and_damage() {
-        let b = encode_segment_header(3, 42, 5);
+        let b = encode_segment_header(3, 42, 5, false);
         let h = decode_segment_header(&b).unwrap();
         assert_eq!((h.seq, h.first_index, h.first_group), (3, 42, 5));
         assert_eq!(h.format, RecordFormat::V3);
+        assert!(!h.recycled);
+        let r = decode_segment_header(&encode_segment_header(3, 42, 5, true)).unwrap();
+        assert!(r.recycled);
         let mut bad = b;
         bad[20] ^= 1;
         assert!(matches!(

@@ -52,6 +52,7 @@ pub mod metrics;
 mod pending_sync;
 mod reader;
 mod recovery;
+mod recycle;
 mod segment;
 mod snapshot;
 mod spare;

@@ -13,6 +13,8 @@
 //! | `raftwal_dir_syncs_total` | counter | directory fsyncs |
 //! | `raftwal_header_updates_total` | counter | HEADER updates |
 //! | `raftwal_segments_created_total` | counter | segments created |
+//! | `raftwal_segments_from_pool_total` | counter | of those, made from a recycled file |
+//! | `raftwal_segments_recycled_total` | counter | compacted segments kept for reuse |
 //! | `raftwal_fdatasync_seconds` | histogram | one segment `fdatasync` |
 //! | `raftwal_sync_seconds` | histogram | one [`crate::Wal::sync`] (write-out and syncs) |
 //! | `raftwal_group_commit_size` | histogram | commits one [`crate::GroupCommit`] sync covered |
@@ -63,6 +65,14 @@ pub(crate) fn publish(now: &Stats, published: &mut Stats) {
             (
                 "raftwal_segments_created_total",
                 now.segments_created - published.segments_created,
+            ),
+            (
+                "raftwal_segments_from_pool_total",
+                now.segments_from_pool - published.segments_from_pool,
+            ),
+            (
+                "raftwal_segments_recycled_total",
+                now.segments_recycled - published.segments_recycled,
             ),
         ];
         for (name, delta) in deltas {

@@ -87,6 +87,14 @@ pub struct Options {
     /// when [`crate::Wal::snapshot`] reads it instead of at open. `raftwal verify` always
     /// reads everything.
     pub lazy_open: bool,
+    /// How many compacted segment files to keep for reuse (default 2; 0 deletes them, as
+    /// [`SegmentPrepare::Grow`] always does). A compaction renames a segment it frees into
+    /// this *recycle pool* instead of deleting it, and a rotation takes a file from the pool
+    /// before the spare: appends then overwrite blocks that already hold data (no zero
+    /// fill, no unwritten extents) and compaction costs a rename, not an unlink. Disk cost:
+    /// up to this many `segment_size` files beside the log. See `docs/FORMAT.md`, "Recycle
+    /// pool".
+    pub recycle: usize,
 }
 
 /// How a new segment's space is prepared.
@@ -154,6 +162,12 @@ impl Options {
         self.lazy_open = lazy;
         self
     }
+
+    /// Sets [`Options::recycle`].
+    pub fn with_recycle(mut self, files: usize) -> Self {
+        self.recycle = files;
+        self
+    }
 }
 
 impl Default for Options {
@@ -164,6 +178,7 @@ impl Default for Options {
             write_buffer: 4 << 20,
             prepare: SegmentPrepare::default(),
             lazy_open: false,
+            recycle: 2,
         }
     }
 }
@@ -240,6 +255,10 @@ pub struct Stats {
     pub segments_created: u64,
     /// Of those, segments made from a spare file (see [`SegmentPrepare`]).
     pub segments_from_spare: u64,
+    /// Of those, segments made from a recycled file ([`Options::recycle`]).
+    pub segments_from_pool: u64,
+    /// Compacted segments renamed into the recycle pool instead of deleted.
+    pub segments_recycled: u64,
     /// Bytes of zeros written into spare files (less than `segment_size` per spare when a
     /// rotation had to take one before it was fully zeroed).
     pub spare_bytes_zeroed: u64,

@@ -15,9 +15,12 @@ use crate::io::{OpenMode, StdVfs, Vfs};
 use crate::log_reader::{View, WalReader};
 use crate::pending_sync::PendingSync;
 use crate::recovery;
+use crate::recycle::Pool;
 use crate::segment::Segment;
 use crate::spare::Spare;
-use crate::types::{Entry, HardState, Options, RecoveryReport, SnapshotMeta, Stats};
+use crate::types::{
+    Entry, HardState, Options, RecoveryReport, SegmentPrepare, SnapshotMeta, Stats,
+};
 
 /// A write-ahead log for one Raft server's persistent state, in one directory.
 ///
@@ -39,6 +42,8 @@ pub struct Wal<V: Vfs = StdVfs> {
     /// Declared before the lock: dropping it stops and joins a background fill while the
     /// directory is still locked.
     spare: Spare<V>,
+    /// Compacted segment files kept to become future segments (`Options::recycle`).
+    pool: Pool<V>,
     vfs: V,
     dir: PathBuf,
     opts: Options,
@@ -151,8 +156,15 @@ impl<V: Vfs> Wal<V> {
             elapsed_us = started.elapsed().as_micros() as u64,
             "recovered"
         );
+        let capacity = match opts.prepare {
+            SegmentPrepare::Grow => 0,
+            _ => opts.recycle,
+        };
+        let free = std::mem::take(&mut scan.free);
+        let pool = Pool::open(vfs.clone(), &dir, capacity, opts.segment_size, free)?;
         let wal = Wal {
             spare,
+            pool,
             vfs,
             dir,
             opts,
@@ -768,7 +780,7 @@ impl<V: Vfs> Wal<V> {
         // rot in the first), open would fall back to the older base with the entries above
         // it gone. What remains lets open recover the older state, or refuse.
         let mut doomed = Vec::new();
-        while let Some(seg) = self.segments.first() {
+        while !self.segments.is_empty() {
             let wholly_below = match self.segments.get(1) {
                 Some(next) => next.first_index() <= meta.index + 1,
                 None => !keeps_suffix,
@@ -776,8 +788,13 @@ impl<V: Vfs> Wal<V> {
             if !wholly_below {
                 break;
             }
-            doomed.push(seg.path().to_path_buf());
-            self.segments.remove(0).leave_log();
+            let seg = self.segments.remove(0);
+            seg.leave_log();
+            let len = seg.file().len();
+            doomed.push((
+                seg.path().to_path_buf(),
+                Some((seg.seq(), self.guard(len)?)),
+            ));
         }
         if self.segments.is_empty() {
             // The log restarts past a snapshot it does not hold: its next segment is created
@@ -789,20 +806,34 @@ impl<V: Vfs> Wal<V> {
             }
             // The new segment replaced (renamed over) any old one of that name.
             let fresh = self.segments.last().map(|s| s.path().to_path_buf());
-            doomed.retain(|p| Some(p) != fresh.as_ref());
+            doomed.retain(|(p, _)| Some(p) != fresh.as_ref());
         }
         if let Some(old) = old_snapshot.filter(|p| Some(p) != self.snapshot_path.as_ref()) {
-            doomed.push(old);
+            doomed.push((old, None));
         }
-        for p in &doomed {
-            let r = crate::io::remove_if_present(&self.vfs, p);
-            self.guard(r)?;
+        for (path, segment) in &doomed {
+            self.free_or_remove(path, *segment)?;
         }
         if !doomed.is_empty() {
             self.sync_dir()?;
         }
         info!(removed = doomed.len(), "compacted");
         Ok(())
+    }
+
+    /// Puts a file the log no longer needs — a compacted segment (with its sequence number
+    /// and length) or an old snapshot — into the recycle pool if it takes it, else deletes
+    /// it. Not durable until the caller syncs the directory.
+    fn free_or_remove(&mut self, path: &Path, segment: Option<(u64, u64)>) -> Result<()> {
+        if let Some((seq, len)) = segment {
+            let freed = self.pool.free(path, seq, len);
+            if self.guard(freed)? {
+                self.stats.segments_recycled += 1;
+                return Ok(());
+            }
+        }
+        let r = crate::io::remove_if_present(&self.vfs, path);
+        self.guard(r).map(drop)
     }
 
     /// A term/vote change: one slot, one fdatasync.
@@ -847,12 +878,23 @@ impl<V: Vfs> Wal<V> {
             let err = Error::corrupt(&self.dir, 0, None, "segment sequence numbers exhausted");
             return self.guard(Err(err));
         }
-        let spare = self.spare.take();
-        let seg = match self.guard(spare)? {
-            Some(spare) => {
-                let seg =
-                    Segment::from_spare(&self.vfs, &self.dir, &spare, seq, first_index, self.group);
-                self.stats.segments_from_spare += 1;
+        let parts = (seq, first_index, self.group);
+        // A recycled file first (blocks that hold data), else the spare (written zeros).
+        let (prepared, recycled) = match self.pool.take() {
+            Some(path) => (Some(path), true),
+            None => {
+                let spare = self.spare.take();
+                (self.guard(spare)?, false)
+            }
+        };
+        let seg = match prepared {
+            Some(path) => {
+                let seg = Segment::from_prepared(&self.vfs, &self.dir, &path, parts, recycled);
+                if recycled {
+                    self.stats.segments_from_pool += 1;
+                } else {
+                    self.stats.segments_from_spare += 1;
+                }
                 self.guard(seg)?
             }
             None => {
@@ -869,6 +911,10 @@ impl<V: Vfs> Wal<V> {
         debug!(file = %segment_name(first_index), seq, "rotated to a new segment");
         let written = seg.written();
         self.segments.push(seg);
+        if recycled {
+            // The spare, if ready, stays for a rotation the pool cannot serve.
+            return Ok(());
+        }
         // The next spare: filled now or started in the background (see `spare.rs`).
         let r = self.spare.refill(written);
         self.guard(r)

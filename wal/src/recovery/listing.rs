@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::{parse_numbered, snapshot_name, TMP_SUFFIX};
+use crate::format::{parse_numbered, snapshot_name, FREE_SUFFIX, TMP_SUFFIX};
 use crate::header::{HeaderFile, HeaderState, HEADER_FILE};
 use crate::io::{OpenMode, Vfs};
 
@@ -17,6 +17,8 @@ pub(crate) struct Listing {
     pub segments: Vec<(u64, PathBuf)>,
     /// Snapshots by index.
     pub snapshots: Vec<(u64, PathBuf)>,
+    /// Files of the recycle pool (`crate::recycle`): never part of the log.
+    pub free: Vec<PathBuf>,
 }
 
 /// Lists `dir`.
@@ -27,6 +29,7 @@ pub(crate) fn list<V: Vfs>(vfs: &V, dir: &Path) -> Result<Listing> {
         has_header: false,
         segments: Vec::new(),
         snapshots: Vec::new(),
+        free: Vec::new(),
     };
     for name in &names {
         if name.ends_with(TMP_SUFFIX) {
@@ -37,6 +40,8 @@ pub(crate) fn list<V: Vfs>(vfs: &V, dir: &Path) -> Result<Listing> {
             l.segments.push((first, dir.join(name)));
         } else if let Some(index) = parse_numbered(name, ".snap") {
             l.snapshots.push((index, dir.join(name)));
+        } else if parse_numbered(name, FREE_SUFFIX).is_some() {
+            l.free.push(dir.join(name));
         }
     }
     l.segments.sort();

@@ -96,6 +96,8 @@ pub(crate) struct Scan<F: VfsFile> {
     /// The newest header slot is damaged and a record proves it had been acknowledged:
     /// (slot, why it is damaged, the evidence). Open refuses; `inspect` reports it.
     pub(crate) rollback: Option<(u32, String, String)>,
+    /// Files of the recycle pool found in the directory (never read by the scan).
+    pub(crate) free: Vec<PathBuf>,
     pub(crate) report: RecoveryReport,
 }
 
@@ -252,6 +254,7 @@ fn scan_with<V: Vfs>(
         unproven_from,
         max_seq,
         rollback,
+        free: list.free,
         report,
     }))
 }

@@ -62,9 +62,8 @@ pub(crate) fn open_all<V: Vfs>(
         };
         out.max_seq = out.max_seq.max(h.seq);
         out.max_first_group = out.max_first_group.max(h.first_group);
-        let parts = (h.seq, h.first_index, h.first_group, h.format);
         out.segments
-            .push(Segment::from_parts(file, parts, seg::DATA_START as u64));
+            .push(Segment::from_parts(file, h, seg::DATA_START as u64));
         out.lens.push(len);
     }
     Ok(out)

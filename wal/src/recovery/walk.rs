@@ -225,7 +225,14 @@ impl Stream {
                 }
                 Frame::Zero => None,
             };
-            if let Some(reason) = damage {
+            // A recycled segment holds a previous segment's bytes past its records: where
+            // nothing after this position verifies as a record of this segment, the
+            // segment ends here as it would at zeros (see `docs/FORMAT.md`, "Recycle pool").
+            let stale_end = damage.is_some()
+                && last_segment
+                && seg.recycled()
+                && nothing_of_this_segment(&mut w, seg, off)?;
+            if let Some(reason) = damage.filter(|_| !stale_end) {
                 if self.rule.expected <= self.base.index {
                     if let Some((pos, index)) = self.resync(&mut w, seg, off)? {
                         // Damage among compacted entries: resume at the next record that
@@ -335,6 +342,23 @@ impl Stream {
             start = pos + 8;
         }
     }
+}
+
+/// Whether no record header of `seg` verifies at or after `from`: the bytes there are not
+/// this segment's (a recycled file's old records, or garbage), whatever they are.
+fn nothing_of_this_segment<F: VfsFile>(
+    w: &mut Window<'_, F>,
+    seg: &Segment<F>,
+    from: u64,
+) -> Result<bool> {
+    let hit = w.search(
+        from,
+        seg.format(),
+        seg.identity(),
+        seg.first_index(),
+        |_, _| true,
+    )?;
+    Ok(hit.is_none())
 }
 
 /// The search after a stop: across the rest of the stream, the first verified header that

@@ -25,7 +25,7 @@ use parking_lot::RwLockUpgradableReadGuard;
 use crate::error::{Error, Result};
 use crate::file::WalFile;
 use crate::format::{encode_record, encode_segment_header, seg, segment_identity, segment_name};
-use crate::format::{RecordFormat, RecordHeader};
+use crate::format::{RecordFormat, RecordHeader, SegmentHeader};
 use crate::header::Fence;
 use crate::io::{OpenMode, Vfs, VfsFile};
 use crate::types::Entry;
@@ -45,6 +45,8 @@ pub(crate) use shared::SharedSegment;
 pub(crate) struct Segment<F: VfsFile> {
     shared: Arc<SharedSegment<F>>,
     seq: u64,
+    /// Made from a recycled file: stale bytes may follow the records.
+    recycled: bool,
     /// Written since the last fdatasync of this file.
     dirty: bool,
     /// Start within the buffer of the last buffered record (kept back by early
@@ -64,7 +66,7 @@ impl<F: VfsFile> Segment<F> {
         preallocate: Option<u64>,
     ) -> Result<Self> {
         let path = dir.join(segment_name(first_index));
-        let header = encode_segment_header(seq, first_index, first_group);
+        let header = encode_segment_header(seq, first_index, first_group, false);
         let file = crate::io::create_durably(vfs, dir, &path, |file| {
             file.write_all_at(&header, 0)?;
             match preallocate {
@@ -72,28 +74,41 @@ impl<F: VfsFile> Segment<F> {
                 None => Ok(()),
             }
         })?;
-        let header = (seq, first_index, first_group, RecordFormat::V3);
+        let header = SegmentHeader {
+            seq,
+            first_index,
+            first_group,
+            format: RecordFormat::V3,
+            recycled: false,
+        };
         Ok(Self::from_parts(file, header, seg::DATA_START as u64))
     }
 
-    /// Turns the spare file at `spare` (written, synced zeros; see `crate::spare`) into a new
-    /// segment durably: header written and `fdatasync`ed, renamed into place, directory
-    /// fsynced. Its blocks are already written, so later `fdatasync`s flush data only.
-    pub(crate) fn from_spare<V: Vfs<File = F>>(
+    /// Turns a prepared file at `from` — the spare (written, synced zeros; see
+    /// `crate::spare`) or a file of the recycle pool (a compacted segment's old bytes; see
+    /// `crate::recycle`), as `recycled` says — into a new segment durably: header written
+    /// and `fdatasync`ed, renamed into place, directory fsynced.
+    pub(crate) fn from_prepared<V: Vfs<File = F>>(
         vfs: &V,
         dir: &Path,
-        spare: &Path,
-        seq: u64,
-        first_index: u64,
-        first_group: u64,
+        from: &Path,
+        (seq, first_index, first_group): (u64, u64, u64),
+        recycled: bool,
     ) -> Result<Self> {
-        let file = WalFile::open(vfs, spare, OpenMode::ReadWrite)?;
-        file.write_all_at(&encode_segment_header(seq, first_index, first_group), 0)?;
+        let file = WalFile::open(vfs, from, OpenMode::ReadWrite)?;
+        let header = encode_segment_header(seq, first_index, first_group, recycled);
+        file.write_all_at(&header, 0)?;
         file.sync_data()?;
         // From the rename on the segment exists durably, and records may be written to it.
         let path = dir.join(segment_name(first_index));
-        crate::io::rename_durably(vfs, dir, spare, &path)?;
-        let header = (seq, first_index, first_group, RecordFormat::V3);
+        crate::io::rename_durably(vfs, dir, from, &path)?;
+        let header = SegmentHeader {
+            seq,
+            first_index,
+            first_group,
+            format: RecordFormat::V3,
+            recycled,
+        };
         Ok(Self::from_parts(
             file.renamed(path),
             header,
@@ -101,18 +116,15 @@ impl<F: VfsFile> Segment<F> {
         ))
     }
 
-    /// A segment from its file and decoded header `(seq, first index, first group,
-    /// format)`, with an empty index and `written` bytes of frames.
-    pub(crate) fn from_parts(
-        file: WalFile<F>,
-        (seq, first_index, first_group, format): (u64, u64, u64, RecordFormat),
-        written: u64,
-    ) -> Self {
-        let identity = segment_identity(seq, first_index);
-        let header = (first_index, first_group, format);
+    /// A segment from its file and decoded header, with an empty index and `written` bytes
+    /// of frames.
+    pub(crate) fn from_parts(file: WalFile<F>, h: SegmentHeader, written: u64) -> Self {
+        let identity = segment_identity(h.seq, h.first_index);
+        let header = (h.first_index, h.first_group, h.format);
         Segment {
             shared: Arc::new(SharedSegment::new(file, header, identity, written)),
-            seq,
+            seq: h.seq,
+            recycled: h.recycled,
             dirty: false,
             last_record: None,
         }
@@ -142,6 +154,12 @@ impl<F: VfsFile> Segment<F> {
     /// The sequence number in its header (its identity with `first_index`).
     pub(crate) fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Whether the segment was made from a recycled file (stale bytes may follow its
+    /// records).
+    pub(crate) fn recycled(&self) -> bool {
+        self.recycled
     }
 
     /// Index of its first entry (also its file name).
