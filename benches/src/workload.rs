@@ -134,9 +134,12 @@ pub struct Sample {
     pub slice_rates: Vec<f64>,
     /// Compactions run inside the slice (steady state only).
     pub compactions: crate::steady::Compactions,
-    /// Files the system created during the slice (raftwal's `Stats::segments_created`),
-    /// if known: in a steady state that recycles, near zero.
+    /// Segment files the system created during the slice (raftwal's rotations not served
+    /// by its recycle pool), if known: in a steady state that recycles, near zero.
     pub files_created: Option<u64>,
+    /// Segments made from recycled files during the slice (raftwal's
+    /// `Stats::segments_from_pool`), if known.
+    pub files_reused: Option<u64>,
     /// CPU time the process spent during the slice (all threads), where the runner
     /// measured it.
     pub cpu: Option<Duration>,
@@ -159,6 +162,7 @@ impl Sample {
         self.writes = sum_opt(self.writes, other.writes);
         self.compactions.merge(&other.compactions);
         self.files_created = sum_opt(self.files_created, other.files_created);
+        self.files_reused = sum_opt(self.files_reused, other.files_reused);
         self.cpu = match (self.cpu, other.cpu) {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),

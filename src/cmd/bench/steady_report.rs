@@ -13,6 +13,15 @@ const GOAL_P999: f64 = 1.5;
 /// The longest compaction allowed, in milliseconds.
 const GOAL_COMPACTION_MS: f64 = 1.0;
 
+/// ", N files created, M reused" where the system reports them.
+fn files(s: &raftwal_benches::workload::Sample) -> String {
+    match (s.files_created, s.files_reused) {
+        (Some(c), Some(r)) => format!(", {c} files created, {r} reused"),
+        (Some(c), None) => format!(", {c} files created"),
+        _ => String::new(),
+    }
+}
+
 /// Per cell, each compacting system's compactions; then the goals, met or missed.
 pub fn summary(report: &Report) -> String {
     let mut out = String::from("compactions (inside the timed slices):\n");
@@ -30,9 +39,7 @@ pub fn summary(report: &Report) -> String {
                 c.count,
                 dur(c.mean()),
                 dur(c.max),
-                r.sample
-                    .files_created
-                    .map_or(String::new(), |n| format!(", {n} files created"))
+                files(&r.sample)
             );
         }
     }
