@@ -1,0 +1,1 @@
+//! The in-process cluster (to come).
