@@ -11,9 +11,10 @@
 //! last Ready it covers, for `RawNode::on_persist_ready`; only then may the
 //! `persisted_messages` of the Readies up to it be sent.
 //!
-//! A Ready that changes term or vote, carries a snapshot or truncates a conflicting suffix
-//! first waits for the running sync (those writes are durable on their own and the WAL
-//! refuses them while a sync is in flight); its number is then reported by the next poll.
+//! Every write but an append (a term or vote change, a snapshot, a truncation of a
+//! conflicting suffix, a `ConfState`, a compaction) first waits for the running sync: those
+//! writes are durable on their own, and the WAL refuses them while a sync is in flight.
+//! The Ready number that sync covers is then reported by the next poll.
 
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
@@ -103,9 +104,6 @@ impl<V: Vfs> RaftWalStorage<V> {
     /// its `fdatasync` (see the module docs): call `RawNode::advance_append_async(rd)`
     /// next, and `on_persist_ready` with what [`RaftWalStorage::poll_persisted`] returns.
     pub fn persist_ready_async(&mut self, rd: &Ready) -> Result<()> {
-        if self.needs_idle(rd) {
-            self.finish_running(true)?;
-        }
         if let Some(hs) = rd.hs() {
             self.set_hard_state(hs)?;
         }
@@ -133,23 +131,15 @@ impl<V: Vfs> RaftWalStorage<V> {
         Ok(self.flight.completed.take())
     }
 
+    /// Ends the running sync, if any, waiting for it (its Ready number is reported by the
+    /// next poll): every write but an append needs the WAL idle.
+    pub(crate) fn wait_idle(&mut self) -> Result<()> {
+        self.finish_running(true)
+    }
+
     /// Whether a sync is running or Readies wait for one.
     pub fn persist_pending(&self) -> bool {
         self.flight.running.is_some() || self.flight.queued.is_some()
-    }
-
-    /// Whether persisting `rd` needs the WAL idle: a term or vote change, a snapshot, a
-    /// truncation.
-    fn needs_idle(&self, rd: &Ready) -> bool {
-        let hs_changed = rd.hs().is_some_and(|hs| {
-            let cur = self.wal.hard_state();
-            hs.term != cur.term || (hs.vote != 0).then_some(hs.vote) != cur.vote
-        });
-        let truncates = rd
-            .entries()
-            .first()
-            .is_some_and(|e| e.index <= self.wal.last_index());
-        hs_changed || !rd.snapshot().is_empty() || truncates
     }
 
     /// Starts a sync of everything appended, unless one is running or nothing waits.
@@ -194,7 +184,11 @@ impl<V: Vfs> RaftWalStorage<V> {
         if self.flight.running.is_none() {
             return Ok(());
         }
-        let thread = self.flight.thread.as_ref().expect("a sync runs on the thread");
+        let thread = self
+            .flight
+            .thread
+            .as_ref()
+            .expect("a sync runs on the thread");
         let done = if block {
             thread.rx.recv().ok()
         } else {

@@ -55,11 +55,14 @@ impl<V: Vfs> RaftWalStorage<V> {
     /// Records `hs`: term and vote durably if they changed (one HEADER `fdatasync`), the
     /// commit index in memory (see [`crate::StorageOptions::commit_lag`]).
     pub fn set_hard_state(&mut self, hs: &HardState) -> Result<()> {
-        let vote = (hs.vote != 0).then_some(hs.vote);
-        self.wal.set_hard_state(raftwal::HardState {
+        let hard = raftwal::HardState {
             term: hs.term,
-            vote,
-        })?;
+            vote: (hs.vote != 0).then_some(hs.vote),
+        };
+        if hard != self.wal.hard_state() {
+            self.wait_idle()?;
+            self.wal.set_hard_state(hard)?;
+        }
         self.hard_state.term = hs.term;
         self.hard_state.vote = hs.vote;
         self.hard_state.commit = self.hard_state.commit.max(hs.commit);
@@ -100,6 +103,7 @@ impl<V: Vfs> RaftWalStorage<V> {
 
     /// Makes every appended entry durable: one `fdatasync` (none if nothing is unsynced).
     pub fn sync(&mut self) -> Result<()> {
+        self.wait_idle()?;
         self.wal.sync()?;
         self.durable_last = self.wal.last_index();
         Ok(())
@@ -109,6 +113,7 @@ impl<V: Vfs> RaftWalStorage<V> {
     /// commit index: one HEADER `fdatasync`. Refused with [`Error::ConfStateTooLarge`] if
     /// it does not fit in the header (nothing is written then).
     pub fn set_conf_state(&mut self, cs: ConfState) -> Result<()> {
+        self.wait_idle()?;
         let commit = self.commit_target();
         self.write_meta(Meta {
             commit,
@@ -132,6 +137,7 @@ impl<V: Vfs> RaftWalStorage<V> {
                 ),
             ));
         }
+        self.wait_idle()?;
         let next = Meta {
             commit: m.index.max(self.durable.commit),
             conf_state: m.get_conf_state().clone(),
@@ -163,6 +169,7 @@ impl<V: Vfs> RaftWalStorage<V> {
                 ),
             ));
         }
+        self.wait_idle()?;
         let term = self.wal.term(index)?;
         let mut snap = Snapshot::default();
         snap.data = data.into();
@@ -196,12 +203,14 @@ impl<V: Vfs> RaftWalStorage<V> {
                 ),
             ));
         }
+        self.wait_idle()?;
         Ok(self.wal.compact(compact_index - 1)?)
     }
 
     /// Writes the commit index now if it is ahead of the durable one (one HEADER
     /// `fdatasync`): before a clean shutdown, so a restart starts from it.
     pub fn persist_commit(&mut self) -> Result<()> {
+        self.wait_idle()?;
         self.sync()?;
         let commit = self.commit_target();
         if commit <= self.durable.commit {
@@ -217,6 +226,9 @@ impl<V: Vfs> RaftWalStorage<V> {
     }
 
     pub(crate) fn maybe_persist_commit(&mut self) -> Result<()> {
+        if self.wal.sync_in_flight() {
+            return Ok(()); // retried when the sync ends
+        }
         let commit = self.commit_target();
         if commit <= self.durable.commit || commit - self.durable.commit <= self.commit_lag {
             return Ok(());
@@ -235,6 +247,7 @@ impl<V: Vfs> RaftWalStorage<V> {
 
     /// Durably removes the entries from `from` on (buffered appends are synced first).
     fn truncate_from(&mut self, from: u64) -> Result<()> {
+        self.wait_idle()?;
         self.wal.truncate_suffix(from)?;
         self.durable_last = from - 1;
         Ok(())

@@ -43,7 +43,10 @@ impl Store for MemStorage {
         if let Some(first) = ents.first() {
             let (lo, hi) = (self.first_index().unwrap(), self.last_index().unwrap());
             if first.index < lo || first.index > hi + 1 {
-                return Err(format!("MemStorage panics: append at {} to {lo}..={hi}", first.index));
+                return Err(format!(
+                    "MemStorage panics: append at {} to {lo}..={hi}",
+                    first.index
+                ));
             }
         }
         self.wl().append(ents).map_err(|e| e.to_string())
@@ -255,7 +258,9 @@ fn first_index<S: Store>() {
         assert_eq!(s.first_index().unwrap(), 3, "{}", S::NAME);
     });
     s.compact(4).unwrap();
-    twice(s, |s| assert_eq!(s.first_index().unwrap(), 4, "{}", S::NAME));
+    twice(s, |s| {
+        assert_eq!(s.first_index().unwrap(), 4, "{}", S::NAME)
+    });
 }
 
 fn compaction<S: Store>() {
@@ -287,7 +292,12 @@ fn snapshot_creation<S: Store>() {
         s.snapshot_at(commit);
         twice(s, |s| {
             let got = s.snapshot(request, 0).unwrap();
-            assert_eq!(got, snap(commit, commit, &voters), "{}: at {commit}", S::NAME);
+            assert_eq!(
+                got,
+                snap(commit, commit, &voters),
+                "{}: at {commit}",
+                S::NAME
+            );
         });
     }
 }
@@ -376,7 +386,11 @@ fn snapshot_application<S: Store>() {
         assert_eq!(s.term(4).unwrap(), 4, "{}", S::NAME);
     });
     // Older than the log: refused (`SnapshotOutOfDate`).
-    assert!(s.apply_snapshot(snap(3, 3, &[1, 2, 3])).is_err(), "{}", S::NAME);
+    assert!(
+        s.apply_snapshot(snap(3, 3, &[1, 2, 3])).is_err(),
+        "{}",
+        S::NAME
+    );
     // One inside the log with a matching term keeps the entries after it... in the
     // adapter; MemStorage clears its entries at every snapshot: compare the shared part.
     s.append(&[entry(5, 4), entry(6, 4)]).unwrap();
