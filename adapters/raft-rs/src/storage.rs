@@ -145,6 +145,12 @@ impl<V: Vfs> RaftWalStorage<V> {
         self.durable.commit
     }
 
+    /// The last index known durable: every entry up to it survives a crash (with
+    /// [`RaftWalStorage::persist_ready_async`], later entries may still be in flight).
+    pub fn durable_last_index(&self) -> u64 {
+        self.durable_last
+    }
+
     fn bounded(&self, low: u64, high: u64, max_size: Option<u64>) -> Result<Vec<Entry>> {
         let budget = match max_size {
             None | Some(NO_LIMIT) => u64::MAX,
