@@ -81,7 +81,7 @@ struct Node {
     syncs_before: u64,
 }
 
-fn logger() -> slog::Logger {
+pub(crate) fn logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
 }
 
