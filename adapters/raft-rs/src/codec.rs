@@ -52,14 +52,15 @@ pub(crate) fn decode(w: raftwal::Entry) -> Result<Entry, String> {
         .and_then(|l| start.checked_add(l))
         .filter(|&end| end <= b.len())
         .ok_or_else(|| format!("context of {ctx_len} bytes in a payload of {}", b.len()))?;
-    let mut e = Entry::default();
-    e.entry_type = entry_type;
-    e.sync_log = flags & SYNC_LOG != 0;
-    e.index = w.index;
-    e.term = w.term;
-    e.context = b[start..end].to_vec().into();
-    e.data = b[end..].to_vec().into();
-    Ok(e)
+    Ok(Entry {
+        entry_type,
+        sync_log: flags & SYNC_LOG != 0,
+        index: w.index,
+        term: w.term,
+        context: b[start..end].to_vec().into(),
+        data: b[end..].to_vec().into(),
+        ..Entry::default()
+    })
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -89,13 +90,14 @@ mod tests {
     use super::*;
 
     fn entry(ty: EntryType, ctx: &[u8], data: &[u8]) -> Entry {
-        let mut e = Entry::default();
-        e.entry_type = ty;
-        e.index = 7;
-        e.term = 3;
-        e.context = ctx.to_vec().into();
-        e.data = data.to_vec().into();
-        e
+        Entry {
+            entry_type: ty,
+            index: 7,
+            term: 3,
+            context: ctx.to_vec().into(),
+            data: data.to_vec().into(),
+            ..Entry::default()
+        }
     }
 
     #[test]

@@ -76,7 +76,7 @@
 //! ## The codec
 //!
 //! raft's default `protobuf-codec`: raft-proto's messages are rust-protobuf 2 messages,
-//! the protobuf that raft-engine 0.4 stores, so the benchmark ([`bench`]) hands
+//! the protobuf that raft-engine 0.4 stores, so the benchmark ([`mod@bench`]) hands
 //! raft-engine raft-rs's own `Entry`, as TiKV does. Its build runs `protoc` from `PATH`
 //! or, failing that, the one bundled in the `protobuf-build` crate (Linux, macOS and
 //! Windows on the common architectures): no system `protoc` is needed, and CI installs
@@ -86,7 +86,7 @@
 //! ## The cluster and the benchmark
 //!
 //! [`cluster`] runs a raft-rs group in one process, every node on its own raftwal
-//! directory (the `five_node` example and `tests/cluster.rs`); [`bench`] measures
+//! directory (the `five_node` example and `tests/cluster.rs`); [`mod@bench`] measures
 //! proposals/s and commit latency of one node and of a 3-node group, with raftwal and with
 //! raft-engine (feature `raft-engine`, on by default) as the log store (the `bench`
 //! example).

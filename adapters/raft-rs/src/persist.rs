@@ -171,8 +171,10 @@ impl<V: Vfs> RaftWalStorage<V> {
         }
         self.wait_idle()?;
         let term = self.wal.term(index)?;
-        let mut snap = Snapshot::default();
-        snap.data = data.into();
+        let mut snap = Snapshot {
+            data: data.into(),
+            ..Snapshot::default()
+        };
         let m = snap.mut_metadata();
         m.index = index;
         m.term = term;

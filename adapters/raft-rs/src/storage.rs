@@ -97,7 +97,7 @@ impl<V: Vfs> RaftWalStorage<V> {
         if let Some(repaired) = snapshot::newer_than_meta(&wal, &durable)? {
             // A power cut fell between a snapshot's installation and the metadata update
             // after it: the snapshot's commit index and ConfState are the current ones.
-            wal.set_app_meta(&repaired.encode().map_err(|n| too_large(n))?)?;
+            wal.set_app_meta(&repaired.encode().map_err(too_large)?)?;
             durable = repaired;
         }
         let base = wal.snapshot_meta().index;
@@ -109,10 +109,12 @@ impl<V: Vfs> RaftWalStorage<V> {
             )));
         }
         let hs = wal.hard_state();
-        let mut hard_state = HardState::default();
-        hard_state.term = hs.term;
-        hard_state.vote = hs.vote.unwrap_or(0);
-        hard_state.commit = commit;
+        let hard_state = HardState {
+            term: hs.term,
+            vote: hs.vote.unwrap_or(0),
+            commit,
+            ..HardState::default()
+        };
         Ok(RaftWalStorage {
             hard_state,
             conf_state: durable.conf_state.clone(),

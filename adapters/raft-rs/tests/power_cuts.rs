@@ -76,21 +76,23 @@ fn config() -> Config {
 
 fn entry(seed: u64, index: u64, term: u64) -> Entry {
     let mut r = StdRng::seed_from_u64(seed ^ (term << 40) ^ index.wrapping_mul(0x9E37_79B9));
-    let mut e = Entry::default();
-    e.index = index;
-    e.term = term;
     let len = r.gen_range(8..700);
-    e.data = (0..len).map(|_| r.gen::<u8>()).collect::<Vec<u8>>().into();
-    e
+    Entry {
+        index,
+        term,
+        data: (0..len).map(|_| r.gen::<u8>()).collect::<Vec<u8>>().into(),
+        ..Entry::default()
+    }
 }
 
 fn msg(ty: MessageType, from: u64, term: u64) -> Message {
-    let mut m = Message::default();
-    m.set_msg_type(ty);
-    m.from = from;
-    m.to = 1;
-    m.term = term;
-    m
+    Message {
+        msg_type: ty,
+        from,
+        to: 1,
+        term,
+        ..Message::default()
+    }
 }
 
 /// `MsgAppend` from `from` in `term`: after (index, log_term), entries `range` of
@@ -126,8 +128,10 @@ fn heartbeat(from: u64, term: u64, commit: u64) -> Message {
 
 fn snapshot(from: u64, term: u64, index: u64) -> Message {
     let mut m = msg(MessageType::MsgSnapshot, from, term);
-    let mut s = Snapshot::default();
-    s.data = b"the state machine at 25".to_vec().into();
+    let mut s = Snapshot {
+        data: b"the state machine at 25".to_vec().into(),
+        ..Snapshot::default()
+    };
     let md = s.mut_metadata();
     md.index = index;
     md.term = term;
@@ -299,7 +303,7 @@ fn crash_modes(seed: u64) -> Vec<(CrashMode, u64)> {
     modes.extend((0..3).map(|k| {
         (
             CrashMode::Random { fill: None },
-            seed ^ (k + 1) * 0x1000_0001,
+            seed ^ ((k + 1) * 0x1000_0001),
         )
     }));
     modes

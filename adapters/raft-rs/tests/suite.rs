@@ -153,11 +153,12 @@ impl Storage for Wal {
 /// Entry `index` of term `term`, with a payload whose size varies with the index (so the
 /// size limits cut between entries of different sizes).
 fn entry(index: u64, term: u64) -> Entry {
-    let mut e = Entry::default();
-    e.index = index;
-    e.term = term;
-    e.data = vec![index as u8; (index as usize * 37) % 90].into();
-    e
+    Entry {
+        index,
+        term,
+        data: vec![index as u8; (index as usize * 37) % 90].into(),
+        ..Entry::default()
+    }
 }
 
 fn size(e: &Entry) -> u64 {

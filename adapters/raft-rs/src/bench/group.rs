@@ -221,7 +221,9 @@ fn client(
     let propose = |tag: u64| {
         let mut data = vec![0xA5u8; spec.entry_size.max(8)];
         data[..8].copy_from_slice(&tag.to_le_bytes());
-        leader.send(Input::Propose(data))
+        leader
+            .send(Input::Propose(data))
+            .map_err(|_| "node 1 stopped")
     };
     let warm_end = Instant::now() + spec.warmup;
     let mut window: Option<(Instant, u64)> = None;
@@ -238,7 +240,7 @@ fn client(
             }
         }
         while sent.len() < spec.in_flight {
-            propose(next_tag).map_err(|_| "node 1 stopped")?;
+            propose(next_tag)?;
             sent.insert(next_tag, Instant::now());
             next_tag += 1;
         }

@@ -1,6 +1,6 @@
 //! The raft-rs benchmark: proposals/s and commit latency of one raft-rs node and of a
 //! 3-node in-process group, with raftwal ([`RaftWalStorage`]) and with tikv's raft-engine
-//! ([`RaftEngineStorage`], the store TiKV pairs with raft-rs) as the log store, in one run,
+//! (`RaftEngineStorage`, the store TiKV pairs with raft-rs) as the log store, in one run,
 //! interleaved, with the same entry sizes.
 //!
 //! Each node runs on its own thread with its own store directory, and steps, ticks and
@@ -68,7 +68,7 @@ impl BenchStore for RaftWalStorage {
 pub enum Store {
     /// [`RaftWalStorage`].
     Raftwal,
-    /// [`RaftEngineStorage`] (feature `raft-engine`).
+    /// `RaftEngineStorage` (feature `raft-engine`).
     RaftEngine,
 }
 
