@@ -291,119 +291,153 @@ fn payload(i: u64) -> Vec<u8> {
     format!("proposal {i:06}").into_bytes()
 }
 
-/// Runs the group in `dir` (one subdirectory per node) and checks that every node applied
-/// the same log, holding every proposal.
-pub fn run(dir: &Path, cfg: &ClusterConfig) -> Result<ClusterReport, BoxError> {
-    let mut cluster = Cluster {
-        nodes: (1..=cfg.nodes)
-            .map(|id| {
-                let node = Node {
-                    id,
-                    dir: dir.join(format!("node{id}")),
-                    raft: None,
-                    mailbox: VecDeque::new(),
-                    applied: Vec::new(),
-                    held: Vec::new(),
-                    syncs_before: 0,
-                };
-                (id, node)
-            })
-            .collect(),
-        cfg: cfg.clone(),
-    };
-    for node in cluster.nodes.values_mut() {
-        node.start()?;
+/// The run's schedule: when the leader goes down and comes back, what was proposed.
+struct Schedule {
+    /// The leader is dropped once it has applied this many proposals...
+    crash_at: u64,
+    /// ...and restarted this many rounds later.
+    down_rounds: u64,
+    /// The node down, and the round it comes back.
+    down: Option<(u64, u64)>,
+    /// The next proposal, and the round each one was (last) proposed.
+    next: u64,
+    proposed_at: BTreeMap<u64, u64>,
+}
+
+impl Schedule {
+    fn new(cfg: &ClusterConfig) -> Self {
+        Schedule {
+            crash_at: 1 + cfg.proposals / 4 + cfg.seed % (cfg.proposals / 2).max(1),
+            down_rounds: 20 + cfg.seed % 30,
+            down: None,
+            next: 0,
+            proposed_at: BTreeMap::new(),
+        }
     }
-    let deadline = Instant::now() + cfg.timeout;
-    // The leader is dropped once this many proposals are applied on it, and restarted
-    // this many rounds later.
-    let crash_at = 1 + cfg.proposals / 4 + cfg.seed % (cfg.proposals / 2).max(1);
-    let down_rounds = 20 + cfg.seed % 30;
-    let mut report = ClusterReport::default();
-    let mut down: Option<(u64, u64)> = None;
-    let mut next = 0u64;
-    let mut proposed_at: BTreeMap<u64, u64> = BTreeMap::new();
-    cluster
-        .nodes
+
+    fn restart_if_due(
+        &mut self,
+        c: &mut Cluster,
+        report: &mut ClusterReport,
+    ) -> Result<(), BoxError> {
+        let Some((id, at)) = self.down else {
+            return Ok(());
+        };
+        if report.rounds < at {
+            return Ok(());
+        }
+        let node = c.nodes.get_mut(&id).expect("a node");
+        node.start()?;
+        let last = node
+            .raft
+            .as_ref()
+            .expect("restarted")
+            .raft
+            .raft_log
+            .last_index();
+        report.restarted = Some((id, last));
+        self.down = None;
+        Ok(())
+    }
+
+    /// Drops the leader without a clean shutdown, once; whether it did.
+    fn crash_if_due(&mut self, c: &mut Cluster, leader: u64, report: &ClusterReport) -> bool {
+        let applied = c.nodes[&leader].applied.len() as u64;
+        if !c.cfg.crash_leader
+            || report.restarted.is_some()
+            || self.down.is_some()
+            || applied < self.crash_at
+        {
+            return false;
+        }
+        let node = c.nodes.get_mut(&leader).expect("a node");
+        node.syncs_before = node.file_syncs();
+        node.raft = None; // no clean shutdown: unsynced appends are lost
+        node.mailbox.clear();
+        self.down = Some((leader, report.rounds + self.down_rounds));
+        true
+    }
+
+    /// Keeps up to 8 proposals in flight at the leader; one not applied 200 rounds after it
+    /// was proposed (lost with a leader) is proposed again.
+    fn propose(&mut self, c: &mut Cluster, leader: u64, round: u64) {
+        let node = c.nodes.get_mut(&leader).expect("a node");
+        let have: BTreeSet<&[u8]> = node.applied.iter().map(|(_, d)| d.as_slice()).collect();
+        let raft = node.raft.as_mut().expect("the leader runs");
+        let mut in_flight = 0;
+        for (i, at) in self.proposed_at.iter_mut() {
+            if have.contains(payload(*i).as_slice()) {
+                continue;
+            }
+            in_flight += 1;
+            if round - *at > 200 {
+                let _ = raft.propose(vec![], payload(*i));
+                *at = round;
+            }
+        }
+        if self.next < c.cfg.proposals && in_flight < 8 {
+            let _ = raft.propose(vec![], payload(self.next));
+            self.proposed_at.insert(self.next, round);
+            self.next += 1;
+        }
+    }
+}
+
+fn new_cluster(dir: &Path, cfg: &ClusterConfig) -> Result<Cluster, BoxError> {
+    let mut nodes = BTreeMap::new();
+    for id in 1..=cfg.nodes {
+        let mut node = Node {
+            id,
+            dir: dir.join(format!("node{id}")),
+            raft: None,
+            mailbox: VecDeque::new(),
+            applied: Vec::new(),
+            held: Vec::new(),
+            syncs_before: 0,
+        };
+        node.start()?;
+        nodes.insert(id, node);
+    }
+    nodes
         .get_mut(&1)
         .and_then(|n| n.raft.as_mut())
         .expect("node 1 runs")
         .campaign()?;
+    Ok(Cluster {
+        nodes,
+        cfg: cfg.clone(),
+    })
+}
+
+/// Runs the group in `dir` (one subdirectory per node) and checks that every node applied
+/// the same log, holding every proposal.
+pub fn run(dir: &Path, cfg: &ClusterConfig) -> Result<ClusterReport, BoxError> {
+    let mut cluster = new_cluster(dir, cfg)?;
+    let mut schedule = Schedule::new(cfg);
+    let mut report = ClusterReport::default();
+    let deadline = Instant::now() + cfg.timeout;
     let wanted: BTreeSet<Vec<u8>> = (0..cfg.proposals).map(payload).collect();
     loop {
         report.rounds += 1;
         if Instant::now() > deadline {
-            return Err(format!(
-                "no agreement after {:?}: {}",
-                cfg.timeout,
-                progress(&cluster)
-            )
-            .into());
+            let p = progress(&cluster);
+            return Err(format!("no agreement after {:?}: {p}", cfg.timeout).into());
         }
         cluster.round(report.rounds % 2 == 0)?;
         if cluster.members().len() < cfg.nodes as usize {
             cluster.add_next_member()?;
             continue;
         }
-        if let Some((id, at)) = down {
-            if report.rounds >= at {
-                let node = cluster.nodes.get_mut(&id).expect("a node");
-                node.start()?;
-                let last = node
-                    .raft
-                    .as_ref()
-                    .expect("restarted")
-                    .raft
-                    .raft_log
-                    .last_index();
-                report.restarted = Some((id, last));
-                down = None;
-            }
-        }
+        schedule.restart_if_due(&mut cluster, &mut report)?;
         let Some(leader) = cluster.leader() else {
             continue;
         };
-        let applied_on_leader = cluster.nodes[&leader].applied.len() as u64;
-        if cfg.crash_leader
-            && report.restarted.is_none()
-            && down.is_none()
-            && applied_on_leader >= crash_at
-        {
-            let node = cluster.nodes.get_mut(&leader).expect("a node");
-            node.syncs_before = node.file_syncs();
-            node.raft = None; // no clean shutdown: unsynced appends are lost
-            node.mailbox.clear();
-            down = Some((leader, report.rounds + down_rounds));
+        if schedule.crash_if_due(&mut cluster, leader, &report) {
             continue;
         }
-        let have: BTreeSet<Vec<u8>> = cluster.nodes[&leader]
-            .applied
-            .iter()
-            .map(|(_, d)| d.clone())
-            .collect();
-        // Up to 8 proposals in flight; one not applied 200 rounds after it was proposed
-        // (lost with a leader) is proposed again.
-        let raft = cluster
-            .nodes
-            .get_mut(&leader)
-            .and_then(|n| n.raft.as_mut())
-            .expect("the leader runs");
-        let in_flight = proposed_at
-            .keys()
-            .filter(|i| !have.contains(&payload(**i)))
-            .count();
-        for (i, at) in proposed_at.iter_mut() {
-            if !have.contains(&payload(*i)) && report.rounds - *at > 200 {
-                let _ = raft.propose(vec![], payload(*i));
-                *at = report.rounds;
-            }
-        }
-        if next < cfg.proposals && in_flight < 8 {
-            let _ = raft.propose(vec![], payload(next));
-            proposed_at.insert(next, report.rounds);
-            next += 1;
-        }
-        if down.is_none() && cluster.nodes.values().all(|n| holds_all(n, &wanted)) {
+        schedule.propose(&mut cluster, leader, report.rounds);
+        let all_in = cluster.nodes.values().all(|n| holds_all(n, &wanted));
+        if schedule.down.is_none() && all_in {
             break;
         }
     }

@@ -9,8 +9,8 @@
 //! test records what the storage then holds: the *acknowledged* state.
 //!
 //! The file system records a checkpoint after every mutating I/O call. Each checkpoint is
-//! crashed several ways — every unsynced write lost, every one kept, seeded random subsets
-//! (torn writes included) — the storage is reopened on what is left, raft-rs's `RawNode` is
+//! crashed several ways — every unsynced write lost, every one kept, six seeded random
+//! subsets (torn writes included) — the storage is reopened on what is left, raft-rs's `RawNode` is
 //! built on it (raft-rs refuses a commit index outside the log), and the reopened state is
 //! checked against the acknowledged state before the checkpoint (`ack`) and the one the
 //! call in flight would have acknowledged (`next`):
@@ -24,7 +24,8 @@
 //! - every entry there is one ack or next holds: a truncated conflicting suffix never
 //!   reappears, and nothing unacknowledged is invented.
 //!
-//! Seeds: `POWER_CUTS_SEED=<u64>` replaces the default one; each run prints it.
+//! Seeds: `POWER_CUTS_SEED=<u64>` replaces the default base seed (eight seeds from it
+//! run); each run prints its seed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,7 +33,7 @@ use std::path::Path;
 use raft::eraftpb::{ConfState, Entry, Message, MessageType, Snapshot};
 use raft::{Config, GetEntriesContext, RawNode, Storage};
 use raftwal::{Options, SegmentPrepare};
-use raftwal_fault::{CrashMode, SimFs};
+use raftwal_fault::{CrashMode, SimFs, Writeback};
 use raftwal_raft_rs::{RaftWalStorage, StorageOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -300,7 +301,7 @@ fn check(got: &State, ack: &State, next: &State) -> Result<(), String> {
 
 fn crash_modes(seed: u64) -> Vec<(CrashMode, u64)> {
     let mut modes = vec![(CrashMode::LoseAll, seed), (CrashMode::KeepAll, seed)];
-    modes.extend((0..3).map(|k| {
+    modes.extend((0..6).map(|k| {
         (
             CrashMode::Random { fill: None },
             seed ^ ((k + 1) * 0x1000_0001),
@@ -309,12 +310,23 @@ fn crash_modes(seed: u64) -> Vec<(CrashMode, u64)> {
     modes
 }
 
+/// The script on eight seeds (payload sizes, crash choices); every other one on a disk
+/// that writes back page by page (a page torn in any subset of its sectors).
 fn power_cuts(async_persist: bool) {
-    let seed = base_seed();
+    for k in 0..8 {
+        let seed = base_seed().wrapping_add(k);
+        let fs = SimFs::new(seed);
+        if k % 2 == 1 {
+            fs.set_writeback(Writeback::Pages { page: 4096 });
+        }
+        fs.mkdir_durable(Path::new("/node"));
+        power_cuts_on(&fs, seed, async_persist);
+    }
+}
+
+fn power_cuts_on(fs: &SimFs, seed: u64, async_persist: bool) {
     println!("POWER_CUTS_SEED={seed} async_persist={async_persist}");
-    let fs = SimFs::new(seed);
-    fs.mkdir_durable(Path::new("/node"));
-    let (checkpoints, acks) = run(&fs, seed, async_persist);
+    let (checkpoints, acks) = run(fs, seed, async_persist);
     // The script did what it says: two truncations, a snapshot, two votes.
     let end = &acks.last().unwrap().1;
     assert_eq!((end.term, end.vote, end.base), (3, 2, 25), "{end:?}");
