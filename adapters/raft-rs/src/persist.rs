@@ -27,8 +27,11 @@ use crate::storage::{too_large, RaftWalStorage};
 use crate::{codec, snapshot, Error, Result};
 
 impl<V: Vfs> RaftWalStorage<V> {
-    /// Persists a `Ready` (see the module docs for the order); every entry and the hard
-    /// state it carries are durable when it returns `Ok`, if `rd.must_sync()`.
+    /// Persists a `Ready` (see the module docs for the order): its snapshot, term and vote
+    /// are durable when it returns `Ok`, and its entries too if `rd.must_sync()` (always,
+    /// when it has entries); its commit index under the
+    /// [`crate::StorageOptions::commit_lag`] rule. Only then may the Ready's
+    /// `persisted_messages` be sent.
     pub fn persist_ready(&mut self, rd: &Ready) -> Result<()> {
         if let Some(hs) = rd.hs() {
             self.set_hard_state(hs)?;
