@@ -169,3 +169,27 @@ fn a_steady_state_run_compacts_inside_the_slices_and_judges_against_raw_overwrit
         .unwrap_or_else(|| panic!("{line}"));
     assert!(count >= 1, "{line}");
 }
+
+#[test]
+fn the_raft_rs_section_runs_both_stores_against_the_disk_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stdout = bench(
+        tmp.path(),
+        &tmp.path().join("out"),
+        &["--raft-rs", "0.2", "--reps", "1", "--entry-sizes", "256"],
+    );
+    assert!(stdout.contains("disk limit: "), "{stdout}");
+    for store in ["raftwal", "raft-engine"] {
+        for nodes in [1, 3] {
+            let row = format!("| {nodes} | 256 B | {store} |");
+            let line = stdout.lines().find(|l| l.starts_with(&row));
+            let line = line.unwrap_or_else(|| panic!("no row {row:?}:\n{stdout}"));
+            // Every proposal is durable on each node: one fdatasync per node per proposal.
+            let syncs: f64 = line.split('|').nth(7).unwrap().trim().parse().unwrap();
+            assert!(
+                (nodes as f64 * 0.9..=nodes as f64 * 1.1).contains(&syncs),
+                "{line}"
+            );
+        }
+    }
+}

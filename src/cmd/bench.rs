@@ -148,6 +148,13 @@ pub struct GridArgs {
     /// raft-engine.
     #[arg(long)]
     pub steady_retain_mib: Option<u64>,
+    /// Instead of the grid: raft-rs 0.7 proposals through a single node and a 3-node
+    /// in-process group, on raftwal and on raft-engine (the store TiKV pairs with raft-rs),
+    /// this many seconds per cell, interleaved over `--reps` rounds (default 3), for
+    /// `--entry-sizes` (default 256,4096). Proposals/s, p50/p99 commit latency,
+    /// fdatasyncs per proposal, and the disk's fdatasyncs/s measured in the same run.
+    #[arg(long, value_name = "SECONDS")]
+    pub raft_rs: Option<f64>,
 }
 
 /// The systems measured, in table order.
@@ -198,8 +205,45 @@ struct Plan {
     engine_opts: raftwal_benches::raft_engine::EngineOptions,
 }
 
+/// `raftwal bench --raft-rs SECONDS`: the raft-rs section (see `raftwal_raft_rs::bench`).
+fn raft_rs(args: &Args, seconds: f64) -> CmdResult {
+    let mut cfg = raftwal_raft_rs::bench::BenchConfig {
+        seconds,
+        ..Default::default()
+    };
+    if let Some(reps) = args.reps {
+        cfg.rounds = reps;
+    }
+    if !args.grid.entry_sizes.is_empty() {
+        cfg.entry_sizes = args.grid.entry_sizes.clone();
+    }
+    let (base, place) = fsinfo::choose_dir(args.dir.as_deref())?;
+    let work = tempfile::Builder::new()
+        .prefix("raftwal-bench-")
+        .tempdir_in(&base)?;
+    println!("raftwal bench --raft-rs: {}", describe_machine());
+    println!("data directory: {} ({place})", work.path().display());
+    println!(
+        "{seconds} s per cell after {} ms of warm-up, {} round(s), nodes {:?}, entries {:?} B, \
+         {} proposal(s) in flight, stores {:?}",
+        cfg.warmup.as_millis(),
+        cfg.rounds,
+        cfg.nodes,
+        cfg.entry_sizes,
+        cfg.in_flight,
+        cfg.stores
+    );
+    let report = raftwal_raft_rs::bench::run(work.path(), &cfg)
+        .map_err(|e| format!("raft-rs bench: {e}"))?;
+    print!("{}", report.table());
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 /// Runs `raftwal bench`.
 pub fn run(args: Args) -> CmdResult {
+    if let Some(seconds) = args.grid.raft_rs {
+        return raft_rs(&args, seconds);
+    }
     let plan = plan(&args)?;
     let (base, place) = fsinfo::choose_dir(args.dir.as_deref())?;
     let work = tempfile::Builder::new()

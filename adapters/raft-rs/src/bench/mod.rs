@@ -152,6 +152,47 @@ pub struct BenchReport {
     pub cells: Vec<Cell>,
 }
 
+impl BenchReport {
+    /// The report as a Markdown table: medians over the rounds per (nodes, entry size,
+    /// store), with the ratio of proposals/s to the disk limit.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = format!(
+            "disk limit: {:.0} fdatasyncs/s (4 KiB pwrite + fdatasync in place)\n",
+            self.disk_limit
+        );
+        out.push_str(
+            "| nodes | entry | store | proposals/s | p50 ms | p99 ms | syncs/proposal | × disk limit |\n\
+             |---|---|---|---|---|---|---|---|\n",
+        );
+        let mut cells: std::collections::BTreeMap<_, Vec<&Cell>> = Default::default();
+        for c in &self.cells {
+            cells
+                .entry((c.nodes, c.entry_size, c.store))
+                .or_default()
+                .push(c);
+        }
+        for ((nodes, size, store), cs) in cells {
+            let med = |f: &dyn Fn(&Cell) -> f64| {
+                let mut v: Vec<f64> = cs.iter().map(|c| f(c)).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let rate = med(&|c| c.per_sec);
+            let _ = writeln!(
+                out,
+                "| {nodes} | {size} B | {} | {rate:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                store.name(),
+                med(&|c| c.p50_ms),
+                med(&|c| c.p99_ms),
+                med(&|c| c.syncs_per_proposal),
+                rate / self.disk_limit
+            );
+        }
+        out
+    }
+}
+
 /// Runs every cell `rounds` times in `dir` (a fresh subdirectory per cell).
 pub fn run(dir: &Path, cfg: &BenchConfig) -> Result<BenchReport, BoxError> {
     let mut report = BenchReport {
