@@ -33,6 +33,9 @@ pub struct Counters {
     pub set_lens: u64,
     /// `allocate` calls.
     pub allocates: u64,
+    /// `start_writeback` calls (a hint: the crash model already lets any unsynced write
+    /// reach the disk at any time).
+    pub writebacks: u64,
     /// `read_at` calls.
     pub reads: u64,
     /// Bytes returned by `read_at`.

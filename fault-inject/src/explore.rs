@@ -58,7 +58,10 @@ impl Default for ExploreConfig {
             // Appends are written out at once, so several writes await one sync.
             opts: Options::default()
                 .with_segment_size(8192)
-                .with_write_buffer(256),
+                .with_write_buffer(256)
+                // One write per write-out; `every_crash_state_between_write_out_pieces`
+                // explores the pieces of `Options::writeback_chunk`.
+                .with_writeback_chunk(0),
             plans_per_point: 256,
             recovery_plans: 4,
             dir: PathBuf::from("/wal"),

@@ -175,4 +175,15 @@ impl raftwal::io::VfsFile for SimFile {
     fn sync_all(&self) -> io::Result<()> {
         self.sync("fsync")
     }
+
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let mut st = self.state()?;
+        st.disk.counters.writebacks += 1;
+        let path = st
+            .disk
+            .path_of(self.ino)
+            .unwrap_or_else(|| self.path.clone());
+        st.served(|| format!("writeback {} {len}@{offset}", path.display()));
+        Ok(())
+    }
 }

@@ -90,7 +90,8 @@ impl Default for TortureConfig {
             seed: 0,
             opts: Options::default()
                 .with_segment_size(8192)
-                .with_write_buffer(1024),
+                .with_write_buffer(1024)
+                .with_writeback_chunk(512),
             max_ops_per_cycle: 30,
             fault_rate: 0.3,
             recovery_crash_rate: 0.25,

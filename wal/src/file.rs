@@ -87,6 +87,14 @@ impl<F: VfsFile> WalFile<F> {
         self.file.sync_all().map_err(|e| self.err("fsync", e))
     }
 
+    /// Starts writeback of `len` bytes at `offset` (a hint: nothing is durable before a
+    /// sync).
+    pub(crate) fn start_writeback(&self, offset: u64, len: u64) -> Result<()> {
+        self.file
+            .start_writeback(offset, len)
+            .map_err(|e| self.err("fadvise", e))
+    }
+
     fn err(&self, op: &'static str, e: std::io::Error) -> Error {
         Error::io(op, &self.path, e)
     }

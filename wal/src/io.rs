@@ -83,6 +83,13 @@ pub trait VfsFile: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
     /// `fsync`: makes data and all metadata durable.
     fn sync_all(&self) -> io::Result<()>;
+    /// Asks the kernel to start writing `len` bytes at `offset` to the device now, without
+    /// waiting: a hint that makes nothing durable (only `sync_data` does). The default does
+    /// nothing.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 
     /// Reads exactly `buf.len()` bytes at `offset`, or fails with
     /// [`io::ErrorKind::UnexpectedEof`].
@@ -322,6 +329,28 @@ impl VfsFile for StdFile {
     fn sync_all(&self) -> io::Result<()> {
         self.file.sync_all()
     }
+
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        start_writeback(&self.file, offset, len)
+    }
+}
+
+/// Linux: `posix_fadvise(POSIX_FADV_DONTNEED)` starts writeback of the range's dirty pages
+/// (`WB_SYNC_NONE`: it does not wait for it) before dropping the range's *clean* pages from
+/// the cache — none, for a range just written. (`sync_file_range` would say it directly but
+/// has no safe binding, and this crate forbids `unsafe`.)
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use rustix::fs::{fadvise, Advice};
+    let Some(len) = std::num::NonZeroU64::new(len) else {
+        return Ok(());
+    };
+    fadvise(file, offset, Some(len), Advice::DontNeed).map_err(io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]

@@ -945,7 +945,7 @@ impl<V: Vfs> Wal<V> {
         if seg.buffered() == 0 {
             return Ok(());
         }
-        let r = seg.write_out(keep_last);
+        let r = seg.write_out(keep_last, self.opts.writeback_chunk);
         let written = seg.written();
         self.stats.writes += 1;
         let n = self.guard(r)?;

@@ -223,10 +223,12 @@ impl<F: VfsFile> Segment<F> {
         }
     }
 
-    /// Writes the buffered records (one `pwrite`, no sync): all of them, or with
-    /// `keep_last` all but the newest (an early write-out ahead of the sync). Returns the
-    /// bytes written. Readers go on meanwhile (see `shared`'s module docs).
-    pub(crate) fn write_out(&mut self, keep_last: bool) -> Result<usize> {
+    /// Writes the buffered records (no sync): all of them, or with `keep_last` all but the
+    /// newest (an early write-out ahead of the sync). One `pwrite`, or with a non-zero
+    /// `chunk` one per `chunk`-aligned piece, each piece's writeback started as soon as it
+    /// is written (`Options::writeback_chunk`). Returns the bytes written. Readers go on
+    /// meanwhile (see `shared`'s module docs).
+    pub(crate) fn write_out(&mut self, keep_last: bool, chunk: u64) -> Result<usize> {
         let st = self.shared.state.upgradable_read();
         let upto = match (keep_last, self.last_record) {
             (true, Some(last)) => last,
@@ -235,15 +237,37 @@ impl<F: VfsFile> Segment<F> {
         if upto == 0 {
             return Ok(0);
         }
-        self.shared
-            .file
-            .write_all_at(&st.pending[..upto], st.written)?;
+        self.write_chunked(&st.pending[..upto], st.written, chunk)?;
         let mut st = RwLockUpgradableReadGuard::upgrade(st);
         st.written += upto as u64;
         st.pending.drain(..upto);
         self.dirty = true;
         self.last_record = self.last_record.and_then(|p| p.checked_sub(upto));
         Ok(upto)
+    }
+
+    /// Writes `buf` at `at`: in one piece when it fits in `chunk` (or `chunk` is 0), else in
+    /// pieces that end on multiples of `chunk` in the file, starting each piece's writeback
+    /// as soon as it is in the page cache. The device then writes one piece while the next
+    /// is copied, and the `fdatasync` after waits for less. (The last piece's writeback is
+    /// left to the sync.)
+    fn write_chunked(&self, buf: &[u8], at: u64, chunk: u64) -> Result<()> {
+        let file = &self.shared.file;
+        let end = at + buf.len() as u64;
+        if chunk == 0 || buf.len() as u64 <= chunk {
+            return file.write_all_at(buf, at);
+        }
+        let mut from = at;
+        while from < end {
+            let to = ((from / chunk + 1) * chunk).min(end);
+            let piece = &buf[(from - at) as usize..(to - at) as usize];
+            file.write_all_at(piece, from)?;
+            if to < end {
+                file.start_writeback(from, to - from)?;
+            }
+            from = to;
+        }
+        Ok(())
     }
 
     /// Cuts the file at `at` (records end there), reserves `reserve` bytes again, and

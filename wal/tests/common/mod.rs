@@ -61,6 +61,7 @@ pub fn random_model_options(rng: &mut rand::rngs::StdRng) -> Options {
         .with_segment_size(8192)
         .with_prepare(prepare)
         .with_write_buffer([512usize, 4096, 4 << 20][rng.gen_range(0..3)])
+        .with_writeback_chunk([0u64, 512, 256 << 10][rng.gen_range(0..3)])
 }
 
 /// Asserts that `w` holds exactly `expected` (first index = `expected[0].index`).
