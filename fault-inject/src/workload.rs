@@ -439,6 +439,24 @@ pub fn recycling_workload(rng: &mut StdRng) -> Vec<Op> {
     s.ops
 }
 
+/// Recycling with batches larger than a segment (8 KiB segments): two 10-11 KiB batches,
+/// each in a segment of its own, compacted into the pool; then an oversized batch into the
+/// larger pool file over its old records, a small batch into the other, and an unsynced
+/// oversized batch last.
+pub fn oversized_recycling_workload(rng: &mut StdRng) -> Vec<Op> {
+    let mut s = Script::new();
+    s.push(Op::Open);
+    for _ in 0..2 {
+        s.append(rng, 6, 1700..=1800, true);
+    }
+    s.append(rng, 1, 100..=200, true);
+    s.push(Op::Compact(s.model.last));
+    s.append(rng, 6, 1500..=1600, true);
+    s.append(rng, 2, 100..=200, true);
+    s.append(rng, 6, 1500..=1600, false);
+    s.ops
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;

@@ -9,7 +9,10 @@
 use raftwal::HardState;
 use raftwal_fault::explore::{explore, ExploreConfig, ExploreReport};
 use raftwal_fault::model::{Model, Op};
-use raftwal_fault::workload::{exploration_workload, random_op, recycling_workload, WorkloadShape};
+use raftwal_fault::workload::{
+    exploration_workload, oversized_recycling_workload, random_op, recycling_workload,
+    WorkloadShape,
+};
 use raftwal_fault::{Overwrite, Writeback};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -125,6 +128,30 @@ fn every_crash_state_of_segment_recycling_recovers() {
     assert!(
         freed >= 3 && taken >= 2,
         "the workload recycles: {trace:#?}"
+    );
+    assert_clean(&reports);
+}
+
+#[test]
+fn every_crash_state_of_recycling_oversized_segments_recovers() {
+    // Segments of batches larger than a segment, freed into the pool and taken for such a
+    // batch again: old records of a larger file follow the new ones.
+    let ops = oversized_recycling_workload(&mut StdRng::seed_from_u64(1));
+    let reports = vec![
+        run("oversized recycling", 1, &ops, |_| {}),
+        run("oversized recycling, pages", 2, &ops, |cfg| {
+            cfg.writeback = Writeback::Pages { page: 4096 };
+        }),
+    ];
+    let taken = reports[0]
+        .trace
+        .iter()
+        .filter(|t| t.starts_with("rename") && t.contains(".free "))
+        .count();
+    assert!(
+        taken >= 2,
+        "the workload reuses both pool files: {:#?}",
+        reports[0].trace
     );
     assert_clean(&reports);
 }

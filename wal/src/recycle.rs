@@ -10,7 +10,9 @@
 //!
 //! So a compaction renames a segment it frees to `<seq:020>.free` (its own sequence
 //! number, unique) instead of deleting it, while the pool holds fewer than
-//! `Options::recycle` files of exactly `segment_size` bytes; the directory fsync the
+//! `Options::recycle` files of `segment_size` to [`OVERSIZE`] × `segment_size` bytes (a
+//! batch larger than a segment gets a segment of its own, as large as the batch: kept, it
+//! serves the next such batch with written blocks too); the directory fsync the
 //! compaction does anyway makes the renames durable (0.25 ms for a rename and its directory
 //! fsync, same machine). A rotation takes a pool file before the spare: it writes the new
 //! segment's header — a fresh sequence number, never used before, and the *recycled* flag
@@ -40,21 +42,26 @@ use crate::error::{Error, Result};
 use crate::format::free_name;
 use crate::io::{OpenMode, Vfs};
 
+/// Largest pool file, in segment sizes: the pool's disk cost is at most `recycle` ×
+/// `OVERSIZE` × `segment_size`, and reaches past `recycle` × `segment_size` only in a log
+/// whose batches outgrow its segments.
+pub(crate) const OVERSIZE: u64 = 4;
+
 /// The pool of recycled files, owned by the [`crate::Wal`].
 pub(crate) struct Pool<V: Vfs> {
     vfs: V,
     dir: PathBuf,
     /// Most files kept.
     capacity: usize,
-    /// Size every pool file has (`segment_size`).
+    /// Smallest pool file (`segment_size`); the largest is `OVERSIZE` times that.
     size: u64,
-    /// The files, taken from the end.
-    files: Vec<PathBuf>,
+    /// The files and their lengths.
+    files: Vec<(PathBuf, u64)>,
 }
 
 impl<V: Vfs> Pool<V> {
-    /// Takes stock of the pool files `listed` in `dir` at open: keeps those of `size` bytes
-    /// up to `capacity`, and removes the rest (no directory fsync: a removal undone by a
+    /// Takes stock of the pool files `listed` in `dir` at open: keeps those of a pool
+    /// file's size up to `capacity`, and removes the rest (no directory fsync: a removal undone by a
     /// crash leaves a file the next open removes again).
     pub(crate) fn open(
         vfs: V,
@@ -66,8 +73,9 @@ impl<V: Vfs> Pool<V> {
         listed.sort();
         let mut files = Vec::new();
         for path in listed {
-            if files.len() < capacity && file_len(&vfs, &path)? == Some(size) {
-                files.push(path);
+            let len = file_len(&vfs, &path)?;
+            if let Some(len) = len.filter(|&l| files.len() < capacity && fits(size, l)) {
+                files.push((path, len));
             } else {
                 crate::io::remove_if_present(&vfs, &path)?;
             }
@@ -82,10 +90,10 @@ impl<V: Vfs> Pool<V> {
     }
 
     /// Puts the compacted segment at `path` (sequence `seq`, file length `len`) into the
-    /// pool if there is room and it has the pool's size: renamed, not yet durable (the
+    /// pool if there is room and it has a pool file's size: renamed, not yet durable (the
     /// caller fsyncs the directory). False if it was not taken (the caller deletes it).
     pub(crate) fn free(&mut self, path: &Path, seq: u64, len: u64) -> Result<bool> {
-        if self.files.len() >= self.capacity || len != self.size {
+        if self.files.len() >= self.capacity || !fits(self.size, len) {
             return Ok(false);
         }
         let to = self.dir.join(free_name(seq));
@@ -93,14 +101,27 @@ impl<V: Vfs> Pool<V> {
             .rename(path, &to)
             .map_err(|e| Error::io("rename", path, e))?;
         debug!(from = %path.display(), to = %to.display(), "segment recycled");
-        self.files.push(to);
+        self.files.push((to, len));
         Ok(true)
     }
 
-    /// A pool file to turn into the next segment, if any.
-    pub(crate) fn take(&mut self) -> Option<PathBuf> {
-        self.files.pop()
+    /// A pool file to turn into a segment whose records take `need` bytes of file: the
+    /// smallest that holds them, else the largest (its written blocks still serve the
+    /// first part). `None` if the pool is empty.
+    pub(crate) fn take(&mut self, need: u64) -> Option<PathBuf> {
+        let holds = |f: &&(PathBuf, u64)| f.1 >= need;
+        let pick = match self.files.iter().filter(holds).min_by_key(|f| f.1) {
+            Some(f) => f.0.clone(),
+            None => self.files.iter().max_by_key(|f| f.1)?.0.clone(),
+        };
+        let at = self.files.iter().position(|f| f.0 == pick)?;
+        Some(self.files.swap_remove(at).0)
     }
+}
+
+/// Whether a file of `len` bytes belongs in a pool of `size`-byte segments.
+fn fits(size: u64, len: u64) -> bool {
+    (size..=size.saturating_mul(OVERSIZE)).contains(&len)
 }
 
 /// The length of the file at `path`, `None` if it is gone.

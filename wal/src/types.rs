@@ -101,7 +101,9 @@ pub struct Options {
     /// this *recycle pool* instead of deleting it, and a rotation takes a file from the pool
     /// before the spare: appends then overwrite blocks that already hold data (no zero
     /// fill, no unwritten extents) and compaction costs a rename, not an unlink. Disk cost:
-    /// up to this many `segment_size` files beside the log. See `docs/FORMAT.md`, "Recycle
+    /// up to this many `segment_size` files beside the log, or up to 4 × `segment_size`
+    /// each when batches outgrow segments (a batch larger than a segment gets one of its
+    /// own; the pool keeps such files for such batches). See `docs/FORMAT.md`, "Recycle
     /// pool".
     pub recycle: usize,
 }

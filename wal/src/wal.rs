@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 use tracing::{debug, info, info_span, warn};
 
 use crate::error::{Error, Result};
-use crate::format::{rec, record_len, segment_name, RecordHeader};
+use crate::format::{rec, record_len, seg, segment_name, RecordHeader};
 use crate::header::{AppMeta, Fence, HeaderFile, HeaderState};
 use crate::io::{OpenMode, StdVfs, Vfs};
 use crate::log_reader::{View, WalReader};
@@ -451,7 +451,7 @@ impl<V: Vfs> Wal<V> {
             }
         };
         if rotate {
-            self.rotate(first.index)?;
+            self.rotate(first.index, bytes)?;
         }
         let active_end = self.segments.last().map_or(0, |s| s.end());
         if active_end + bytes > u64::from(u32::MAX) {
@@ -802,7 +802,7 @@ impl<V: Vfs> Wal<V> {
             // slot's base proves this snapshot was installed. (No entry can follow a base
             // of `u64::MAX - 1`: no segment then.)
             if meta.index < u64::MAX - 1 {
-                self.rotate(meta.index + 1)?;
+                self.rotate(meta.index + 1, 0)?;
             }
             // The new segment replaced (renamed over) any old one of that name.
             let fresh = self.segments.last().map(|s| s.path().to_path_buf());
@@ -867,8 +867,8 @@ impl<V: Vfs> Wal<V> {
     }
 
     /// Seals the active segment (its buffered records written) and creates a new one whose
-    /// first index is `first_index`.
-    fn rotate(&mut self, first_index: u64) -> Result<()> {
+    /// first index is `first_index`, for a first batch of `bytes` bytes of records.
+    fn rotate(&mut self, first_index: u64, bytes: u64) -> Result<()> {
         if !self.in_flight {
             // (With a sync in flight the sealed segment keeps its buffer for the next sync.)
             self.write_active(false)?;
@@ -880,7 +880,7 @@ impl<V: Vfs> Wal<V> {
         }
         let parts = (seq, first_index, self.group);
         // A recycled file first (blocks that hold data), else the spare (written zeros).
-        let (prepared, recycled) = match self.pool.take() {
+        let (prepared, recycled) = match self.pool.take(seg::DATA_START as u64 + bytes) {
             Some(path) => (Some(path), true),
             None => {
                 let spare = self.spare.take();

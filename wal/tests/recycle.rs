@@ -198,6 +198,53 @@ fn open_keeps_the_pool_within_capacity_and_size() {
 }
 
 #[test]
+fn segments_of_batches_larger_than_a_segment_are_recycled_for_such_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(dir.path(), opts()).unwrap();
+    // 80 entries of 500 B, about 43 KiB: each batch gets a segment of its own, 2.7 x SEG.
+    let big = |lo: u64| -> Vec<Entry> { (lo..lo + 80).map(|i| ent(i, 1, 500)).collect() };
+    for _ in 0..4 {
+        w.append_sync(&big(w.last_index() + 1)).unwrap();
+    }
+    w.compact(w.last_index() - 10).unwrap();
+    let pool = names(dir.path(), ".free");
+    assert_eq!(pool.len(), 2, "{pool:?}");
+    for p in &pool {
+        assert!(std::fs::metadata(p).unwrap().len() > 2 * SEG, "{p:?}");
+    }
+    let keep_from = w.first_index();
+    let taken = w.stats().segments_from_pool;
+    for _ in 0..2 {
+        w.append_sync(&big(w.last_index() + 1)).unwrap();
+    }
+    assert_eq!(w.stats().segments_from_pool, taken + 2, "{:?}", w.stats());
+    assert!(names(dir.path(), ".free").is_empty());
+    // A segment past 4 x SEG (a 100 KiB batch) is deleted, not kept.
+    let huge: Vec<Entry> = (w.last_index() + 1..w.last_index() + 201)
+        .map(|i| ent(i, 1, 500))
+        .collect();
+    w.append_sync(&huge).unwrap();
+    w.append_sync(&big(w.last_index() + 1)).unwrap();
+    let last = w.last_index();
+    w.compact(last - 90).unwrap();
+    for p in names(dir.path(), ".free") {
+        assert!(std::fs::metadata(&p).unwrap().len() <= 4 * SEG, "{p:?}");
+    }
+    drop(w);
+    let w = Wal::open(dir.path(), opts()).unwrap();
+    assert_eq!(w.recovery_report().torn_bytes_truncated, 0);
+    assert!(w.first_index() > keep_from);
+    assert_eq!(w.last_index(), last);
+    assert_log(
+        &w,
+        w.first_index(),
+        &(w.first_index()..=last)
+            .map(|i| ent(i, 1, 500))
+            .collect::<Vec<_>>(),
+    );
+}
+
+#[test]
 fn recycling_at_the_default_segment_size_with_megabyte_entries() {
     let dir = tempfile::tempdir().unwrap();
     let o = Options::default().with_prepare(SegmentPrepare::ZeroFill);
