@@ -910,6 +910,10 @@ impl<V: Vfs> Wal<V> {
         self.next_seq = self.next_seq.saturating_add(1);
         debug!(file = %segment_name(first_index), seq, "rotated to a new segment");
         let written = seg.written();
+        let mut seg = seg;
+        if let Some(sealed) = self.segments.last_mut() {
+            sealed.pass_buffer(&mut seg, KEPT_BUFFER);
+        }
         self.segments.push(seg);
         if recycled {
             // The spare, if ready, stays for a rotation the pool cannot serve.
@@ -952,6 +956,8 @@ impl<V: Vfs> Wal<V> {
         self.stats.bytes_written += n as u64;
         if active {
             self.spare.progress(written);
+        } else {
+            self.segments[i].release_buffer();
         }
         Ok(())
     }
@@ -1076,6 +1082,10 @@ impl<V: Vfs> Wal<V> {
         )
     }
 }
+
+/// Largest write buffer allocation a rotation passes on to the next segment (bigger ones,
+/// left by an outsized batch, are freed).
+const KEPT_BUFFER: usize = 64 << 20;
 
 /// Refuses options the log cannot keep to.
 fn check_options(opts: &Options) -> Result<()> {

@@ -208,6 +208,31 @@ impl<F: VfsFile> Segment<F> {
         self.shared.state.write().written = end;
     }
 
+    /// Hands the write buffer's allocation, if it is empty, to `next` (the segment a
+    /// rotation starts) when it is at most `limit` bytes, else frees it: a buffer that
+    /// already grew to the size of a batch is reused instead of being faulted in again page
+    /// by page (at 32 MiB batches, with a rotation per batch, those page faults were a
+    /// fifth of the CPU per batch), and a sealed segment holds no allocation.
+    pub(crate) fn pass_buffer(&mut self, next: &mut Segment<F>, limit: usize) {
+        let mut st = self.shared.state.write();
+        if !st.pending.is_empty() {
+            return;
+        }
+        let buf = std::mem::take(&mut st.pending);
+        let mut nst = next.shared.state.write();
+        if buf.capacity() <= limit && nst.pending.is_empty() {
+            nst.pending = buf;
+        }
+    }
+
+    /// Frees the write buffer's allocation if it is empty (a sealed segment written out).
+    pub(crate) fn release_buffer(&mut self) {
+        let mut st = self.shared.state.write();
+        if st.pending.is_empty() {
+            st.pending = Vec::new();
+        }
+    }
+
     /// Encodes the records of a batch into the write buffer and indexes them, under one
     /// lock: readers see the whole batch or none of it.
     pub(crate) fn buffer<'a>(&mut self, records: impl Iterator<Item = (RecordHeader, &'a [u8])>) {
