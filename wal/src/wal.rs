@@ -466,18 +466,21 @@ impl<V: Vfs> Wal<V> {
             reason: "no active segment after a rotation".into(),
         })?;
         let group_started = self.group_started;
-        seg.buffer(entries.iter().enumerate().map(|(i, e)| {
-            let header = RecordHeader {
-                len: e.data.len() as u32,
-                index: e.index,
-                term: e.term,
-                group,
-                batch_end: i == last,
-                group_start: i == 0 && !group_started,
-                header_seq,
-            };
-            (header, &e.data[..])
-        }));
+        seg.buffer(
+            bytes as usize,
+            entries.iter().enumerate().map(|(i, e)| {
+                let header = RecordHeader {
+                    len: e.data.len() as u32,
+                    index: e.index,
+                    term: e.term,
+                    group,
+                    batch_end: i == last,
+                    group_start: i == 0 && !group_started,
+                    header_seq,
+                };
+                (header, &e.data[..])
+            }),
+        );
         self.group_started = true;
         let early = seg.buffered() > self.opts.write_buffer;
         self.last_index = expect - 1;

@@ -234,10 +234,16 @@ impl<F: VfsFile> Segment<F> {
     }
 
     /// Encodes the records of a batch into the write buffer and indexes them, under one
-    /// lock: readers see the whole batch or none of it.
-    pub(crate) fn buffer<'a>(&mut self, records: impl Iterator<Item = (RecordHeader, &'a [u8])>) {
+    /// lock: readers see the whole batch or none of it. `bytes`: the frames' total size
+    /// (reserved at once).
+    pub(crate) fn buffer<'a>(
+        &mut self,
+        bytes: usize,
+        records: impl Iterator<Item = (RecordHeader, &'a [u8])>,
+    ) {
         let mut st = self.shared.state.write();
         let st = &mut *st;
+        st.pending.reserve(bytes);
         for (header, data) in records {
             let start = st.pending.len();
             encode_record(&mut st.pending, &self.shared.identity, &header, data);
