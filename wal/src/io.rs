@@ -337,7 +337,8 @@ impl VfsFile for StdFile {
 
 /// Linux: `posix_fadvise(POSIX_FADV_DONTNEED)` starts writeback of the range's dirty pages
 /// (`WB_SYNC_NONE`: it does not wait for it) before dropping the range's *clean* pages from
-/// the cache — none, for a range just written. (`sync_file_range` would say it directly but
+/// the cache — for a range just written, only pages whose writeback already completed
+/// (rare; their next read goes to the disk). (`sync_file_range` would say it directly but
 /// has no safe binding, and this crate forbids `unsafe`.)
 #[cfg(target_os = "linux")]
 fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {

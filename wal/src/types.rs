@@ -75,9 +75,10 @@ pub struct Options {
     /// the rest is copied into the page cache (default 256 KiB; 0: one `pwrite` per
     /// write-out). A hint only: nothing counts as durable before the `fdatasync`. On Linux
     /// it is `posix_fadvise(POSIX_FADV_DONTNEED)` on the piece just written, which starts
-    /// the writeback of its dirty pages without waiting and drops none of them; elsewhere
-    /// the pieces are only written. `raftwal bench`, steady state, 2 MiB batches: from 0.82
-    /// to 1.0 × the raw overwrite loop (docs/BENCHMARKS.md).
+    /// the writeback of its dirty pages without waiting; it drops from the cache only pages
+    /// of the piece that are clean by then (a reader of them goes to the disk). Elsewhere
+    /// the pieces are only written. `raftwal bench`, steady state: 2 MiB batches went from
+    /// 0.82–0.86 to 0.92–1.06 × the raw overwrite loop (docs/BENCHMARKS.md).
     pub writeback_chunk: u64,
     /// Whether new segments are preallocated, and how their space is prepared (default
     /// [`SegmentPrepare::ZeroFillBackground`]; [`SegmentPrepare::Grow`]: no preallocation).
