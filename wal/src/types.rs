@@ -78,7 +78,8 @@ pub struct Options {
     /// the writeback of its dirty pages without waiting; it drops from the cache only pages
     /// of the piece that are clean by then (a reader of them goes to the disk). Elsewhere
     /// the pieces are only written. `raftwal bench`, steady state: 2 MiB batches went from
-    /// 0.82–0.86 to 0.92–1.06 × the raw overwrite loop (docs/BENCHMARKS.md).
+    /// 0.74–0.86 to 0.92–1.06 × the raw overwrite loop with the other changes of that run
+    /// (docs/BENCHMARKS.md).
     pub writeback_chunk: u64,
     /// Whether new segments are preallocated, and how their space is prepared (default
     /// [`SegmentPrepare::ZeroFillBackground`]; [`SegmentPrepare::Grow`]: no preallocation).
