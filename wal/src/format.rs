@@ -191,9 +191,9 @@ impl RecordHeader {
 
 /// A CRC state at zero, made once: `crc32fast::hash` detects the CPU's features on every
 /// call, which showed in profiles of small records.
-fn fresh_hasher() -> crc32fast::Hasher {
-    static FRESH: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
-    FRESH.get_or_init(crc32fast::Hasher::new).clone()
+fn zero_crc() -> &'static crc32fast::Hasher {
+    static ZERO: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    ZERO.get_or_init(crc32fast::Hasher::new)
 }
 
 /// Appends the format-3 frame of a record (header, payload, zero padding) to `out`.
@@ -210,9 +210,10 @@ pub(crate) fn encode_record(
     LE::write_u64(&mut b[rec::OFF_INDEX..], h.index);
     LE::write_u64(&mut b[rec::OFF_TERM..], h.term);
     LE::write_u64(&mut b[rec::OFF_GROUP..], h.group_word());
-    let mut crc = fresh_hasher();
-    crc.update(payload);
-    LE::write_u32(&mut b[rec::OFF_PAYLOAD_CRC..], crc.finalize());
+    LE::write_u32(
+        &mut b[rec::OFF_PAYLOAD_CRC..],
+        crc_with(zero_crc(), &[payload]),
+    );
     LE::write_u32(&mut b[rec::OFF_HEADER_SEQ..], h.header_seq);
     let crc = crc_with(identity, &[&b[4..rec::HEADER_LEN]]);
     LE::write_u32(&mut b[0..4], crc);

@@ -61,8 +61,8 @@ pub(crate) struct Pool<V: Vfs> {
 
 impl<V: Vfs> Pool<V> {
     /// Takes stock of the pool files `listed` in `dir` at open: keeps those of a pool
-    /// file's size up to `capacity`, and removes the rest (no directory fsync: a removal undone by a
-    /// crash leaves a file the next open removes again).
+    /// file's size up to `capacity`, and removes the rest (no directory fsync: a removal
+    /// undone by a crash leaves a file the next open removes again).
     pub(crate) fn open(
         vfs: V,
         dir: &Path,
@@ -109,12 +109,15 @@ impl<V: Vfs> Pool<V> {
     /// smallest that holds them, else the largest (its written blocks still serve the
     /// first part). `None` if the pool is empty.
     pub(crate) fn take(&mut self, need: u64) -> Option<PathBuf> {
-        let holds = |f: &&(PathBuf, u64)| f.1 >= need;
-        let pick = match self.files.iter().filter(holds).min_by_key(|f| f.1) {
-            Some(f) => f.0.clone(),
-            None => self.files.iter().max_by_key(|f| f.1)?.0.clone(),
+        let lens = self.files.iter().map(|f| f.1).enumerate();
+        let at = match lens
+            .clone()
+            .filter(|&(_, len)| len >= need)
+            .min_by_key(|f| f.1)
+        {
+            Some((at, _)) => at,
+            None => lens.max_by_key(|f| f.1)?.0,
         };
-        let at = self.files.iter().position(|f| f.0 == pick)?;
         Some(self.files.swap_remove(at).0)
     }
 }

@@ -890,7 +890,7 @@ impl<V: Vfs> Wal<V> {
                 (self.guard(spare)?, false)
             }
         };
-        let seg = match prepared {
+        let mut seg = match prepared {
             Some(path) => {
                 let seg = Segment::from_prepared(&self.vfs, &self.dir, &path, parts, recycled);
                 if recycled {
@@ -913,7 +913,6 @@ impl<V: Vfs> Wal<V> {
         self.next_seq = self.next_seq.saturating_add(1);
         debug!(file = %segment_name(first_index), seq, "rotated to a new segment");
         let written = seg.written();
-        let mut seg = seg;
         if let Some(sealed) = self.segments.last_mut() {
             sealed.pass_buffer(&mut seg, KEPT_BUFFER);
         }
@@ -954,8 +953,9 @@ impl<V: Vfs> Wal<V> {
         }
         let r = seg.write_out(keep_last, self.opts.writeback_chunk);
         let written = seg.written();
-        self.stats.writes += 1;
-        let n = self.guard(r)?;
+        // A failed write-out counts as the one call that failed.
+        self.stats.writes += r.as_ref().map_or(1, |&(_, writes)| writes);
+        let (n, _) = self.guard(r)?;
         self.stats.bytes_written += n as u64;
         if active {
             self.spare.progress(written);

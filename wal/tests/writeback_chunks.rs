@@ -12,16 +12,24 @@ use common::sim::{dir, entries, opts};
 use raftwal::{Options, Wal};
 use raftwal_fault::{CrashMode, SimFs};
 
-#[test]
-fn a_large_write_out_goes_in_aligned_pieces_with_their_writeback_started() {
-    let fs = SimFs::new(3);
+/// A WAL on a fresh SimFs (1 MiB segments, write-outs in `chunk`-byte pieces) holding one
+/// synced entry, so its segment exists before anything is counted.
+fn one_entry_log(seed: u64, chunk: u64) -> (SimFs, Wal<SimFs>) {
+    let fs = SimFs::new(seed);
     fs.mkdir_durable(dir());
-    let o = opts(1 << 20).with_writeback_chunk(1024);
+    let o = opts(1 << 20).with_writeback_chunk(chunk);
     let mut w = Wal::open_with(fs.clone(), dir(), o).unwrap();
     w.append(&entries(1, 1, 1, 10)).unwrap();
     w.sync().unwrap();
+    (fs, w)
+}
+
+#[test]
+fn a_large_write_out_goes_in_aligned_pieces_with_their_writeback_started() {
+    let (fs, mut w) = one_entry_log(3, 1024);
     let seg = dir().join("00000000000000000001.wal");
     let before = fs.counters();
+    let stats_before = w.stats();
     let start = w.record_bytes(1).unwrap() + 4096;
     // 20 records of 300 B payload: well over 1 KiB, not a multiple of it.
     w.append(&entries(2, 21, 1, 300)).unwrap();
@@ -45,6 +53,11 @@ fn a_large_write_out_goes_in_aligned_pieces_with_their_writeback_started() {
         1,
         "still one fdatasync per sync"
     );
+    assert_eq!(
+        w.stats().writes - stats_before.writes,
+        pieces,
+        "Stats::writes counts pieces"
+    );
     drop(w);
     let w = Wal::open_with(fs, dir(), opts(1 << 20)).unwrap();
     assert_eq!(w.entries(2, 22).unwrap(), entries(2, 21, 1, 300));
@@ -52,12 +65,7 @@ fn a_large_write_out_goes_in_aligned_pieces_with_their_writeback_started() {
 
 #[test]
 fn chunk_zero_writes_each_write_out_at_once() {
-    let fs = SimFs::new(4);
-    fs.mkdir_durable(dir());
-    let o = opts(1 << 20).with_writeback_chunk(0);
-    let mut w = Wal::open_with(fs.clone(), dir(), o).unwrap();
-    w.append(&entries(1, 1, 1, 10)).unwrap();
-    w.sync().unwrap();
+    let (fs, mut w) = one_entry_log(4, 0);
     let before = fs.counters();
     w.append(&entries(2, 41, 1, 300)).unwrap();
     w.sync().unwrap();

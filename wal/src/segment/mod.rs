@@ -257,39 +257,40 @@ impl<F: VfsFile> Segment<F> {
     /// Writes the buffered records (no sync): all of them, or with `keep_last` all but the
     /// newest (an early write-out ahead of the sync). One `pwrite`, or with a non-zero
     /// `chunk` one per `chunk`-aligned piece, each piece's writeback started as soon as it
-    /// is written (`Options::writeback_chunk`). Returns the bytes written. Readers go on
-    /// meanwhile (see `shared`'s module docs).
-    pub(crate) fn write_out(&mut self, keep_last: bool, chunk: u64) -> Result<usize> {
+    /// is written (`Options::writeback_chunk`). Returns the bytes written and the `pwrite`
+    /// calls. Readers go on meanwhile (see `shared`'s module docs).
+    pub(crate) fn write_out(&mut self, keep_last: bool, chunk: u64) -> Result<(usize, u64)> {
         let st = self.shared.state.upgradable_read();
         let upto = match (keep_last, self.last_record) {
             (true, Some(last)) => last,
             _ => st.pending.len(),
         };
         if upto == 0 {
-            return Ok(0);
+            return Ok((0, 0));
         }
-        self.write_chunked(&st.pending[..upto], st.written, chunk)?;
+        let writes = self.write_chunked(&st.pending[..upto], st.written, chunk)?;
         let mut st = RwLockUpgradableReadGuard::upgrade(st);
         st.written += upto as u64;
         st.pending.drain(..upto);
         self.dirty = true;
         self.last_record = self.last_record.and_then(|p| p.checked_sub(upto));
-        Ok(upto)
+        Ok((upto, writes))
     }
 
     /// Writes `buf` at `at`: in one piece when it fits in `chunk` (or `chunk` is 0), else in
     /// pieces that end on multiples of `chunk` in the file, starting each piece's writeback
     /// as soon as it is in the page cache. The device then writes one piece while the next
     /// is copied, and the `fdatasync` after waits for less. (The last piece's writeback is
-    /// left to the sync.)
-    fn write_chunked(&self, buf: &[u8], at: u64, chunk: u64) -> Result<()> {
+    /// left to the sync.) Returns the number of pieces.
+    fn write_chunked(&self, buf: &[u8], at: u64, chunk: u64) -> Result<u64> {
         let file = &self.shared.file;
         let end = at + buf.len() as u64;
         if chunk == 0 || buf.len() as u64 <= chunk {
-            return file.write_all_at(buf, at);
+            return file.write_all_at(buf, at).map(|()| 1);
         }
-        let mut from = at;
+        let (mut from, mut pieces) = (at, 0);
         while from < end {
+            pieces += 1;
             let to = ((from / chunk + 1) * chunk).min(end);
             let piece = &buf[(from - at) as usize..(to - at) as usize];
             file.write_all_at(piece, from)?;
@@ -298,7 +299,7 @@ impl<F: VfsFile> Segment<F> {
             }
             from = to;
         }
-        Ok(())
+        Ok(pieces)
     }
 
     /// Cuts the file at `at` (records end there), reserves `reserve` bytes again, and
