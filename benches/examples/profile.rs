@@ -15,6 +15,11 @@
 //!   been written in a burst).
 //! - `buffer SIZE BATCH BATCHES`: the same, syncing only every 64 batches (the CPU cost of
 //!   `append`).
+//! - `rotation SIZE BATCH ROUNDS`: a steady log (16 MiB segments, compacted back to two
+//!   segments of entries, so rotations take recycled files), with `Options::rotate_ahead` on
+//!   and off in alternating rounds of 200 synced batches on the same directory; per mode,
+//!   the mean latency of a batch (append + sync) that created a segment and of one that did
+//!   not, and the compactions' latency.
 //! - `recovery SIZE MIB`: build a MIB-MiB log of SIZE-byte entries, then time `Wal::open`
 //!   (the part worth profiling; run with `--toggle-collect` on `open_raftwal` to skip the
 //!   build).
@@ -172,6 +177,12 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 per(in_sync)
             );
         }
+        "rotation" => rotation(
+            arg(&args, 2, 4096) as usize,
+            arg(&args, 3, 512) as usize,
+            arg(&args, 4, 10),
+            dir.path(),
+        )?,
         "recovery" => {
             let (size, mib) = (arg(&args, 2, 1024) as usize, arg(&args, 3, 128));
             let opts = Options::default();
@@ -183,6 +194,73 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             );
         }
         other => return Err(format!("unknown workload {other:?}").into()),
+    }
+    Ok(())
+}
+
+/// The `rotation` workload (see the module docs).
+fn rotation(
+    size: usize,
+    batch: usize,
+    rounds: u64,
+    dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use std::time::Duration;
+    const SEGMENT: u64 = 16 << 20;
+    let keep = 2 * SEGMENT / (size as u64 + 40);
+    // [rotate ahead?][created a segment?]: (total latency, batches)
+    let mut acc = [[(Duration::ZERO, 0u32); 2]; 2];
+    // [rotate ahead?]: segments from the pool, from the spare
+    let mut sources = [(0u64, 0u64); 2];
+    // [rotate ahead?]: compaction latencies
+    let mut compactions: [Vec<Duration>; 2] = Default::default();
+    for round in 0..rounds * 2 {
+        let ahead = round % 2 == 0;
+        let opts = Options::default()
+            .with_segment_size(SEGMENT)
+            .with_rotate_ahead(ahead);
+        // One directory for both modes: the same files, recycled in turn.
+        let mut wal = Wal::open(dir, opts)?;
+        let mut entries = wal_batch(&Cell::single(size, batch), 1);
+        for _ in 0..200 {
+            renumber(&mut entries, wal.last_index() + 1);
+            let created = wal.stats().segments_created;
+            let t = Instant::now();
+            wal.append(&entries)?;
+            wal.sync()?;
+            let took = t.elapsed();
+            let slot = &mut acc[ahead as usize][(wal.stats().segments_created != created) as usize];
+            slot.0 += took;
+            slot.1 += 1;
+            if wal.last_index() - wal.first_index() > keep + keep / 2 {
+                let t = Instant::now();
+                wal.compact(wal.last_index() - keep)?;
+                compactions[ahead as usize].push(t.elapsed());
+            }
+        }
+        let st = wal.stats();
+        sources[ahead as usize].0 += st.segments_from_pool;
+        sources[ahead as usize].1 += st.segments_from_spare;
+    }
+    let mean = |(d, n): (Duration, u32)| d / n.max(1);
+    for (ahead, name) in [(1, "rotate ahead"), (0, "rotate in append")] {
+        let [plain, creating] = acc[ahead];
+        let all = (plain.0 + creating.0, plain.1 + creating.1);
+        println!(
+            "{name}: {} batches of {batch} x {size} B, mean {:?}; {} created a segment, mean {:?}; \
+             the others mean {:?}; segments from the pool {}, from the spare {}; {} \
+             compactions, mean {:?}, max {:?}",
+            all.1,
+            mean(all),
+            creating.1,
+            mean(creating),
+            mean(plain),
+            sources[ahead].0,
+            sources[ahead].1,
+            compactions[ahead].len(),
+            compactions[ahead].iter().sum::<Duration>() / compactions[ahead].len().max(1) as u32,
+            compactions[ahead].iter().max().copied().unwrap_or_default()
+        );
     }
     Ok(())
 }

@@ -411,13 +411,10 @@ impl Script {
     }
 }
 
-/// The recycling workload of the exhaustive exploration, for 8 KiB segments and a recycle
-/// pool of two (`Options::recycle`): a log grown over four segments and compacted (two
-/// freed into the pool, one deleted); smaller records written into the recycled files, so
-/// their old records follow the new ones; a truncation inside a batch in a recycled
-/// segment; a second compaction that frees recycled segments again; more appends, the last
-/// batch unsynced.
-pub fn recycling_workload(rng: &mut StdRng) -> Vec<Op> {
+/// The start of the recycling workloads, for 8 KiB segments and a recycle pool of two: a
+/// vote, four synced batches of two 1.5-1.8 KiB entries (a segment each), then a compaction
+/// that frees the first three (two into the pool, one deleted).
+fn grown_and_compacted(rng: &mut StdRng) -> Script {
     let mut s = Script::new();
     s.push(Op::Open);
     s.push(Op::SetHardState(HardState {
@@ -428,6 +425,17 @@ pub fn recycling_workload(rng: &mut StdRng) -> Vec<Op> {
         s.append(rng, 2, 1500..=1800, true);
     }
     s.push(Op::Compact(s.model.last - 1));
+    s
+}
+
+/// The recycling workload of the exhaustive exploration, for 8 KiB segments and a recycle
+/// pool of two (`Options::recycle`): a log grown over four segments and compacted (two
+/// freed into the pool, one deleted); smaller records written into the recycled files, so
+/// their old records follow the new ones; a truncation inside a batch in a recycled
+/// segment; a second compaction that frees recycled segments again; more appends, the last
+/// batch unsynced.
+pub fn recycling_workload(rng: &mut StdRng) -> Vec<Op> {
+    let mut s = grown_and_compacted(rng);
     for _ in 0..3 {
         s.append(rng, 3, 300..=600, true);
     }
@@ -436,6 +444,25 @@ pub fn recycling_workload(rng: &mut StdRng) -> Vec<Op> {
     s.push(Op::Compact(s.model.last - 2));
     s.append(rng, 2, 700..=900, true);
     s.append(rng, 1, 700..=900, false);
+    s.ops
+}
+
+/// Rotations ahead (`Options::rotate_ahead`), for 8 KiB segments and a recycle pool of two:
+/// a log grown over four segments, one batch each, and compacted into the pool; then synced
+/// batches that each fill a segment, so that each sync prepares the next segment from the
+/// pool beside its fdatasync; a compaction that refills the pool; a truncation into the
+/// sealed segment before an empty one (which it removes); the last batch unsynced.
+pub fn rotation_ahead_workload(rng: &mut StdRng) -> Vec<Op> {
+    let mut s = grown_and_compacted(rng);
+    for _ in 0..2 {
+        s.append(rng, 2, 1500..=1800, true);
+    }
+    s.push(Op::Compact(s.model.last - 1));
+    s.append(rng, 2, 1500..=1800, true);
+    s.push(Op::TruncateSuffix(s.model.last));
+    s.append(rng, 1, 100..=200, true);
+    s.append(rng, 2, 1500..=1800, true);
+    s.append(rng, 2, 1500..=1800, false);
     s.ops
 }
 

@@ -11,7 +11,7 @@ use raftwal_fault::explore::{explore, ExploreConfig, ExploreReport};
 use raftwal_fault::model::{Model, Op};
 use raftwal_fault::workload::{
     exploration_workload, oversized_recycling_workload, random_op, recycling_workload,
-    WorkloadShape,
+    rotation_ahead_workload, WorkloadShape,
 };
 use raftwal_fault::{Overwrite, Writeback};
 use rand::rngs::StdRng;
@@ -75,6 +75,21 @@ fn fixed(
         .collect()
 }
 
+/// Rotations done ahead in a trace: a segment renamed into place whose directory fsync is
+/// followed by the `fdatasync` of another file (the sync group it was prepared beside),
+/// not by records written into it.
+fn rotations_ahead(trace: &[String]) -> usize {
+    trace
+        .windows(3)
+        .filter(|w| {
+            w[0].starts_with("rename")
+                && w[0].ends_with(".wal")
+                && w[1].starts_with("sync_dir")
+                && w[2].starts_with("fdatasync")
+        })
+        .count()
+}
+
 fn assert_clean(reports: &[ExploreReport]) {
     let total: usize = reports.iter().map(|r| r.distinct_states).sum();
     let recovery: usize = reports.iter().map(|r| r.recovery_crash_states).sum();
@@ -116,6 +131,7 @@ fn every_crash_state_of_segment_recycling_recovers() {
             }));
         }
     }
+    assert!(reports.iter().all(|r| rotations_ahead(&r.trace) == 0));
     let trace = &reports[0].trace;
     let freed = trace
         .iter()
@@ -129,6 +145,32 @@ fn every_crash_state_of_segment_recycling_recovers() {
         freed >= 3 && taken >= 2,
         "the workload recycles: {trace:#?}"
     );
+    assert_clean(&reports);
+}
+
+#[test]
+fn every_crash_state_of_a_rotation_ahead_recovers() {
+    // `Options::rotate_ahead`: the next segment taken from the pool (directory fsync, header,
+    // fdatasync, rename, directory fsync) before the group's fdatasync, so the new, empty
+    // segment can be durable while the group's records are not; then appends into it, a
+    // truncation into the sealed segment before it, compactions between.
+    let mut reports = Vec::new();
+    for seed in 1..=2u64 {
+        let ops = rotation_ahead_workload(&mut StdRng::seed_from_u64(seed));
+        for wb in [256, 4 << 20] {
+            reports.push(run("rotation ahead", seed, &ops, |cfg| {
+                cfg.opts.write_buffer = wb;
+                cfg.opts.rotate_ahead = true;
+                cfg.opts.lazy_open = seed == 2;
+                if seed == 2 && wb == 256 {
+                    cfg.writeback = Writeback::Pages { page: 4096 };
+                }
+            }));
+        }
+    }
+    for r in &reports {
+        assert!(rotations_ahead(&r.trace) >= 2, "{:#?}", r.trace);
+    }
     assert_clean(&reports);
 }
 

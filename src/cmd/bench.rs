@@ -132,7 +132,8 @@ pub struct GridArgs {
     #[arg(long)]
     pub no_recovery: bool,
     /// Systems to run, of raw, raw-again, raw-overwrite, raftwal, raft-engine [default: all
-    /// built].
+    /// built], and raftwal-ahead (raftwal with `Options::rotate_ahead` on, only when
+    /// named: an A/B of rotating ahead, interleaved with the rest).
     #[arg(long, value_delimiter = ',')]
     pub systems: Vec<String>,
     /// raft-engine's `batch_compression_threshold` in bytes (its default, 8192, LZ4-compresses
@@ -169,6 +170,8 @@ pub enum System {
     RawOverwrite,
     /// raftwal.
     Raftwal,
+    /// raftwal with `Options::rotate_ahead` on (rotations prepared beside a sync).
+    RaftwalAhead,
     /// tikv's raft-engine.
     RaftEngine,
 }
@@ -181,6 +184,7 @@ impl System {
             System::RawAgain => "raw-again",
             System::RawOverwrite => "raw-overwrite",
             System::Raftwal => "raftwal",
+            System::RaftwalAhead => "raftwal-ahead",
             System::RaftEngine => "raft-engine",
         }
     }
@@ -291,10 +295,11 @@ pub fn run(args: Args) -> CmdResult {
         );
     }
     println!(
-        "raftwal: segment_size = {} MiB, preallocate = {}, prepare = {:?}",
+        "raftwal: segment_size = {} MiB, preallocate = {}, prepare = {:?}, rotate_ahead = {}",
         plan.wal_opts.segment_size >> 20,
         plan.wal_opts.prepare.preallocates(),
-        plan.wal_opts.prepare
+        plan.wal_opts.prepare,
+        plan.wal_opts.rotate_ahead
     );
 
     println!("load average at start: {}", loadavg());
@@ -386,6 +391,9 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
     ];
     if cfg!(feature = "raft-engine") {
         systems.push(System::RaftEngine);
+    }
+    if args.grid.systems.iter().any(|n| n == "raftwal-ahead") {
+        systems.push(System::RaftwalAhead);
     }
     if steady.is_some() && args.grid.systems.is_empty() {
         // A growing log's limit (writing into fresh blocks) is not this state's.
@@ -569,6 +577,13 @@ fn open_session<'a>(
             cell,
             dir,
             &plan.wal_opts,
+            &plan.budget,
+            plan.steady,
+        )?),
+        System::RaftwalAhead => Box::new(raftwal_benches::raftwal::WalSession::open(
+            cell,
+            dir,
+            &plan.wal_opts.clone().with_rotate_ahead(true),
             &plan.budget,
             plan.steady,
         )?),

@@ -14,6 +14,7 @@
 //! | `raftwal_header_updates_total` | counter | HEADER updates |
 //! | `raftwal_segments_created_total` | counter | segments created |
 //! | `raftwal_segments_from_pool_total` | counter | of those, made from a recycled file |
+//! | `raftwal_segments_ahead_total` | counter | of those, prepared beside a sync's `fdatasync` |
 //! | `raftwal_segments_recycled_total` | counter | compacted segments kept for reuse |
 //! | `raftwal_fdatasync_seconds` | histogram | one segment `fdatasync` |
 //! | `raftwal_sync_seconds` | histogram | one [`crate::Wal::sync`] (write-out and syncs) |
@@ -69,6 +70,10 @@ pub(crate) fn publish(now: &Stats, published: &mut Stats) {
             (
                 "raftwal_segments_from_pool_total",
                 now.segments_from_pool - published.segments_from_pool,
+            ),
+            (
+                "raftwal_segments_ahead_total",
+                now.segments_ahead - published.segments_ahead,
             ),
             (
                 "raftwal_segments_recycled_total",

@@ -12,13 +12,15 @@
 //! number, unique) instead of deleting it, while the pool holds fewer than
 //! `Options::recycle` files of `segment_size` to [`OVERSIZE`] × `segment_size` bytes (a
 //! batch larger than a segment gets a segment of its own, as large as the batch: kept, it
-//! serves the next such batch with written blocks too); the directory fsync the
-//! compaction does anyway makes the renames durable (0.25 ms for a rename and its directory
-//! fsync, same machine). A rotation takes a pool file before the spare: it writes the new
-//! segment's header — a fresh sequence number, never used before, and the *recycled* flag
-//! — at offset 0, `fdatasync`s, renames the file to `<first-index>.wal` and fsyncs the
-//! directory, exactly as it takes the spare (`crate::spare`). Records are written only
-//! after that.
+//! serves the next such batch with written blocks too). The compaction does not wait for
+//! the renames to be durable: its commit point is the header update, and a rename a crash
+//! undoes leaves a compacted segment that recovery removes as stale. A rotation takes a
+//! pool file before the spare: it fsyncs the directory if a file was freed since the last
+//! directory fsync (so that no crash can turn the file back into the compacted segment
+//! once the take writes into it), writes the new segment's header — a fresh sequence
+//! number, never used before, and the *recycled* flag — at offset 0, `fdatasync`s, renames
+//! the file to `<first-index>.wal` and fsyncs the directory, exactly as it takes the spare
+//! (`crate::spare`). Records are written only after that.
 //!
 //! Why the old bytes never come back:
 //! - A pool file is renamed only after the compaction's header update (its commit point),
@@ -57,6 +59,9 @@ pub(crate) struct Pool<V: Vfs> {
     size: u64,
     /// The files and their lengths.
     files: Vec<(PathBuf, u64)>,
+    /// Whether a file may have been renamed into the pool since the last directory fsync
+    /// (a crash could still undo it).
+    unsynced: bool,
 }
 
 impl<V: Vfs> Pool<V> {
@@ -86,12 +91,15 @@ impl<V: Vfs> Pool<V> {
             capacity,
             size,
             files,
+            // Names listed at open may not be durable yet (a reopen without a crash).
+            unsynced: true,
         })
     }
 
     /// Puts the compacted segment at `path` (sequence `seq`, file length `len`) into the
     /// pool if there is room and it has a pool file's size: renamed, not yet durable (the
-    /// caller fsyncs the directory). False if it was not taken (the caller deletes it).
+    /// next take fsyncs the directory first). False if it was not taken (the caller deletes
+    /// it).
     pub(crate) fn free(&mut self, path: &Path, seq: u64, len: u64) -> Result<bool> {
         if self.files.len() >= self.capacity || !fits(self.size, len) {
             return Ok(false);
@@ -102,7 +110,23 @@ impl<V: Vfs> Pool<V> {
             .map_err(|e| Error::io("rename", path, e))?;
         debug!(from = %path.display(), to = %to.display(), "segment recycled");
         self.files.push((to, len));
+        self.unsynced = true;
         Ok(true)
+    }
+
+    /// Whether the pool holds a file.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Whether a take must fsync the directory before it writes into a pool file.
+    pub(crate) fn unsynced(&self) -> bool {
+        self.unsynced
+    }
+
+    /// The directory was fsynced: every rename into the pool so far is durable.
+    pub(crate) fn dir_synced(&mut self) {
+        self.unsynced = false;
     }
 
     /// A pool file to turn into a segment whose records take `need` bytes of file: the

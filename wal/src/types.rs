@@ -62,9 +62,9 @@ pub struct Options {
     /// least 8 KiB: records start after a 4 KiB header page; below 4 GiB: record offsets
     /// within a segment are 32-bit, and open refuses more). A single batch larger than
     /// this gets a segment of its own. Size it at several times the largest batch: a batch
-    /// that does not fit starts a new segment, and each rotation adds a header `fdatasync`
-    /// and a directory fsync to that batch's commit (`raftwal bench`, 32 MiB batches: 2.0
-    /// file syncs per batch in 64 MiB segments, 1.17 in 256 MiB ones).
+    /// that does not fit starts a new segment, whose header `fdatasync` and directory fsync
+    /// run beside the previous sync when [`Options::rotate_ahead`] foresaw it, and before
+    /// this batch's own sync when not.
     pub segment_size: u64,
     /// What to do about corruption of synced data found on open.
     pub recovery: RecoveryMode,
@@ -86,10 +86,10 @@ pub struct Options {
     pub prepare: SegmentPrepare,
     /// Open without reading the sealed segments between the first and the last (default
     /// false: every record is verified at open). Open then scans the first segment (the
-    /// snapshot base's entry) and the last one, and accepts the ones between unread when the
-    /// log ends cleanly and the last segment holds a record that starts a sync group: that
-    /// record was written only after every earlier record was synced, so nothing between
-    /// can be a torn write. Each of those segments is verified in full the first time an
+    /// snapshot base's entry) and the last one (or, failing that, the last two), and
+    /// accepts the ones between unread when the log ends cleanly and a scanned segment
+    /// after them holds a record that starts a sync group: that record was written only
+    /// after every earlier record was synced, so nothing between can be a torn write. Each of those segments is verified in full the first time an
     /// entry in it is read (or truncated); damage found then is [`crate::Error::Corrupt`]
     /// naming file and offset, where a full open would have refused to start. A torn tail,
     /// any other damage, [`RecoveryMode::TruncateCorrupt`] or fewer than three segments
@@ -108,6 +108,19 @@ pub struct Options {
     /// own; the pool keeps such files for such batches). See `docs/FORMAT.md`, "Recycle
     /// pool".
     pub recycle: usize,
+    /// Whether [`crate::Wal::sync`] prepares the next segment beside its `fdatasync` when
+    /// the batch just synced would not fit in the rest of the active segment and the
+    /// recycle pool holds a file (default false). The next batch then goes to a segment
+    /// whose header `fdatasync` and directory fsync are done, instead of paying them before
+    /// its own sync; the active segment is sealed with less room left than that batch took
+    /// (a batch like it would have rotated anyway). Costs a thread spawned per such sync.
+    /// Off by default because it measured no gain on this project's disk, which serves
+    /// flushes one at a time: rotating batches cost the same +0.4–0.5 ms either way, and
+    /// whole runs were 2–7 % slower with it (`profile rotation`, docs/BENCHMARKS.md). Try it
+    /// where the device completes concurrent flushes in parallel. The pipelined
+    /// [`crate::Wal::begin_sync`] never does it: there a rotation inside `append` already
+    /// runs while the sync is in flight. See [`Stats::segments_ahead`].
+    pub rotate_ahead: bool,
 }
 
 /// How a new segment's space is prepared.
@@ -187,6 +200,12 @@ impl Options {
         self.recycle = files;
         self
     }
+
+    /// Sets [`Options::rotate_ahead`].
+    pub fn with_rotate_ahead(mut self, ahead: bool) -> Self {
+        self.rotate_ahead = ahead;
+        self
+    }
 }
 
 impl Default for Options {
@@ -199,6 +218,7 @@ impl Default for Options {
             prepare: SegmentPrepare::default(),
             lazy_open: false,
             recycle: 2,
+            rotate_ahead: false,
         }
     }
 }
@@ -277,6 +297,9 @@ pub struct Stats {
     pub segments_from_spare: u64,
     /// Of those, segments made from a recycled file ([`Options::recycle`]).
     pub segments_from_pool: u64,
+    /// Of those, segments prepared by a `sync` beside its `fdatasync`
+    /// ([`Options::rotate_ahead`]).
+    pub segments_ahead: u64,
     /// Compacted segments renamed into the recycle pool instead of deleted.
     pub segments_recycled: u64,
     /// Bytes of zeros written into spare files (less than `segment_size` per spare when a

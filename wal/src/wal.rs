@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use parking_lot::RwLock;
 
-use tracing::{debug, info, info_span, warn};
+use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
-use crate::format::{rec, record_len, seg, segment_name, RecordHeader};
+use crate::format::{rec, record_len, RecordHeader};
 use crate::header::{AppMeta, Fence, HeaderFile, HeaderState};
 use crate::io::{OpenMode, StdVfs, Vfs};
 use crate::log_reader::{View, WalReader};
@@ -21,6 +21,8 @@ use crate::spare::Spare;
 use crate::types::{
     Entry, HardState, Options, RecoveryReport, SegmentPrepare, SnapshotMeta, Stats,
 };
+
+mod rotation;
 
 /// A write-ahead log for one Raft server's persistent state, in one directory.
 ///
@@ -57,6 +59,9 @@ pub struct Wal<V: Vfs = StdVfs> {
     group: u64,
     group_started: bool,
     next_seq: u64,
+    /// Frame bytes of the last batch appended (what a rotation ahead expects the next to
+    /// take).
+    last_batch: u64,
     last_index: u64,
     last_term: u64,
     /// A sync begun by `begin_sync` has not ended: nothing may be written.
@@ -175,6 +180,7 @@ impl<V: Vfs> Wal<V> {
             group: scan.fence.group,
             group_started: false,
             next_seq,
+            last_batch: 0,
             last_index,
             last_term,
             in_flight: false,
@@ -482,6 +488,7 @@ impl<V: Vfs> Wal<V> {
             }),
         );
         self.group_started = true;
+        self.last_batch = bytes;
         let early = seg.buffered() > self.opts.write_buffer;
         self.last_index = expect - 1;
         self.last_term = term;
@@ -497,11 +504,13 @@ impl<V: Vfs> Wal<V> {
     /// Makes every appended batch durable: the buffered records are written (one `pwrite`)
     /// and each file written since the last sync is `fdatasync`ed once. Returns once the
     /// data is on stable storage. The same as [`Wal::begin_sync`], [`PendingSync::wait`],
-    /// [`Wal::end_sync`] in a row.
+    /// [`Wal::end_sync`] in a row, except that with [`Options::rotate_ahead`], when the last
+    /// batch would not fit in the rest of the active segment, the next segment is prepared
+    /// beside the `fdatasync`s; an error preparing it fails the sync and poisons the handle,
+    /// as any write error does.
     pub fn sync(&mut self) -> Result<()> {
         let pending = self.begin_sync()?;
-        let r = pending.wait();
-        self.end_sync(pending, r)
+        self.finish_sync(pending)
     }
 
     /// Starts a sync whose `fdatasync`s run without borrowing the `Wal`, so that appends and
@@ -814,11 +823,12 @@ impl<V: Vfs> Wal<V> {
         if let Some(old) = old_snapshot.filter(|p| Some(p) != self.snapshot_path.as_ref()) {
             doomed.push((old, None));
         }
+        // No directory fsync: the header update was the commit point. A removal or a
+        // rename into the pool that a crash undoes leaves a compacted segment (or the old
+        // snapshot) that the next open removes as stale; a take from the pool fsyncs the
+        // directory before it writes into a file freed since the last one.
         for (path, segment) in &doomed {
             self.free_or_remove(path, *segment)?;
-        }
-        if !doomed.is_empty() {
-            self.sync_dir()?;
         }
         info!(removed = doomed.len(), "compacted");
         Ok(())
@@ -869,72 +879,6 @@ impl<V: Vfs> Wal<V> {
         }
     }
 
-    /// Seals the active segment (its buffered records written) and creates a new one whose
-    /// first index is `first_index`, for a first batch of `bytes` bytes of records.
-    fn rotate(&mut self, first_index: u64, bytes: u64) -> Result<()> {
-        if !self.in_flight {
-            // (With a sync in flight the sealed segment keeps its buffer for the next sync.)
-            self.write_active(false)?;
-        }
-        let seq = self.next_seq;
-        if seq == u64::MAX {
-            let err = Error::corrupt(&self.dir, 0, None, "segment sequence numbers exhausted");
-            return self.guard(Err(err));
-        }
-        let parts = (seq, first_index, self.group);
-        // A recycled file first (blocks that hold data), else the spare (written zeros).
-        let (prepared, recycled) = match self.pool.take(seg::DATA_START as u64 + bytes) {
-            Some(path) => (Some(path), true),
-            None => {
-                let spare = self.spare.take();
-                (self.guard(spare)?, false)
-            }
-        };
-        let mut seg = match prepared {
-            Some(path) => {
-                let seg = Segment::from_prepared(&self.vfs, &self.dir, &path, parts, recycled);
-                if recycled {
-                    self.stats.segments_from_pool += 1;
-                } else {
-                    self.stats.segments_from_spare += 1;
-                }
-                self.guard(seg)?
-            }
-            None => {
-                let (vfs, dir, reserve) = (&self.vfs, &self.dir, self.reserve());
-                let seg = Segment::create(vfs, dir, seq, first_index, self.group, reserve);
-                self.guard(seg)?
-            }
-        };
-        self.stats.segments_created += 1;
-        self.stats.file_syncs += 1;
-        self.stats.dir_syncs += 1;
-        // `seq` was used; the next one may not exist (rotations then fail, poisoned).
-        self.next_seq = self.next_seq.saturating_add(1);
-        debug!(file = %segment_name(first_index), seq, "rotated to a new segment");
-        let written = seg.written();
-        if let Some(sealed) = self.segments.last_mut() {
-            sealed.pass_buffer(&mut seg, KEPT_BUFFER);
-        }
-        self.segments.push(seg);
-        if recycled {
-            // The spare, if ready, stays for a rotation the pool cannot serve.
-            return Ok(());
-        }
-        // The next spare: filled now or started in the background (see `spare.rs`).
-        let r = self.spare.refill(written);
-        self.guard(r)
-    }
-
-    /// The space a segment reserves ahead (`Options::segment_size`) if the preparation mode
-    /// preallocates.
-    fn reserve(&self) -> Option<u64> {
-        self.opts
-            .prepare
-            .preallocates()
-            .then_some(self.opts.segment_size)
-    }
-
     /// Writes the active segment's buffered records (no sync): all of them, or all but the
     /// newest with `keep_last`.
     fn write_active(&mut self, keep_last: bool) -> Result<()> {
@@ -968,7 +912,10 @@ impl<V: Vfs> Wal<V> {
     fn remove_durably(&mut self, path: &Path) -> Result<()> {
         let r = crate::io::remove_durably(&self.vfs, &self.dir, path);
         self.stats.dir_syncs += 1;
-        self.guard(r)
+        self.guard(r)?;
+        // The directory fsync made every earlier rename into the pool durable too.
+        self.pool.dir_synced();
+        Ok(())
     }
 
     /// Publishes the log's range and segments to readers: the segments' list is copied only
@@ -1004,12 +951,6 @@ impl<V: Vfs> Wal<V> {
     /// Publishes the counters' growth as metrics (a no-op without the `metrics` feature).
     fn publish(&mut self) {
         crate::metrics::publish(&self.stats(), &mut self.published);
-    }
-
-    fn sync_dir(&mut self) -> Result<()> {
-        let r = crate::io::sync_dir(&self.vfs, &self.dir);
-        self.stats.dir_syncs += 1;
-        self.guard(r)
     }
 
     /// The one poison-on-error guard: every write-side result passes through here, and an

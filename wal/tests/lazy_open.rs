@@ -262,12 +262,12 @@ fn without_a_group_start_in_the_last_segment_open_scans_everything() {
     let mut w = Wal::open(dir.path(), opts(false)).unwrap();
     let mut all = Vec::new();
     append(&mut w, 200, 1, 3, &mut all);
-    // One sync group that starts in the active segment and spills into a new one: the last
-    // segment's records all belong to a group that began before it.
+    // One sync group that starts in the active segment and spills over two new ones: the
+    // records of the last two segments all belong to a group that began before them.
     let n_before = segments(dir.path()).len();
     let lo = w.last_index() + 1;
     let mut k = lo;
-    while segments(dir.path()).len() == n_before {
+    while segments(dir.path()).len() < n_before + 2 {
         let e = ent(k, 1, 500);
         w.append(std::slice::from_ref(&e)).unwrap();
         all.push(e);
@@ -278,6 +278,44 @@ fn without_a_group_start_in_the_last_segment_open_scans_everything() {
     let w = Wal::open(dir.path(), opts(true)).unwrap();
     assert_eq!(w.recovery_report().segments_deferred, 0);
     assert_log(&w, 1, &all);
+}
+
+#[test]
+fn an_empty_last_segment_left_by_a_rotation_ahead_still_defers() {
+    // Synced batches of ten ~390-byte entries in 16 KiB segments, compacted back to the
+    // last 100 entries once 150 are held: with files in the recycle pool, the sync of the second batch in a
+    // segment prepares the next one (`Options::rotate_ahead`). Stopped right after one, the
+    // last segment is empty, and the group start proving the deferred segments synced is
+    // in the one before it.
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(false).with_rotate_ahead(true);
+    let mut w = Wal::open(dir.path(), o).unwrap();
+    let mut all = Vec::new();
+    let mut ahead = 0;
+    for round in 0.. {
+        assert!(round < 200, "no rotation ahead: {:?}", w.stats());
+        if ahead == 3 {
+            break;
+        }
+        let before = w.stats().segments_ahead;
+        append(&mut w, 10, 1, 10, &mut all);
+        if w.last_index() - w.first_index() > 150 {
+            w.compact(w.last_index() - 100).unwrap();
+        }
+        if w.stats().segments_ahead > before {
+            ahead += 1;
+        }
+    }
+    let (first, last) = (w.first_index(), w.last_index());
+    all.retain(|e| e.index >= first);
+    drop(w);
+    let segs = segments(dir.path());
+    // The last segment starts past the log's end: it holds no entry.
+    assert_eq!(first_index_of(segs.last().unwrap()), last + 1);
+    let w = Wal::open(dir.path(), opts(true)).unwrap();
+    let r = w.recovery_report();
+    assert_eq!(r.segments_deferred, segs.len() - 3, "{r:?}");
+    assert_log(&w, first, &all);
 }
 
 #[test]

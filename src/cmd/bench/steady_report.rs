@@ -26,14 +26,14 @@ fn files(s: &raftwal_benches::workload::Sample) -> String {
 pub fn summary(report: &Report) -> String {
     let mut out = String::from("compactions (inside the timed slices):\n");
     for cell in &report.grid {
-        for system in [System::Raftwal, System::RaftEngine] {
+        for system in [System::Raftwal, System::RaftwalAhead, System::RaftEngine] {
             let Some(r) = report.row(cell, system) else {
                 continue;
             };
             let c = &r.sample.compactions;
             let _ = writeln!(
                 out,
-                "  {:<12} {:<12} {:>6} compactions, mean {}, max {}{}",
+                "  {:<12} {:<16} {:>6} compactions, mean {}, max {}{}",
                 cell.label(),
                 system.name(),
                 c.count,

@@ -112,36 +112,41 @@ pub(crate) fn scan<V: Vfs>(
     lazy: bool,
 ) -> Result<Scan<V::File>> {
     if lazy && recovery == RecoveryMode::Strict {
-        if let Some(scan) = scan_with(vfs, dir, mode, recovery, true)? {
-            return Ok(scan);
+        // The last segment alone, then the last two: a rotation ahead (`Options::rotate_ahead`)
+        // leaves the last one empty, its group start in the one before.
+        for tail in [1, 2] {
+            if let Some(scan) = scan_with(vfs, dir, mode, recovery, Some(tail))? {
+                return Ok(scan);
+            }
         }
     }
-    scan_with(vfs, dir, mode, recovery, false)?.ok_or_else(|| Error::Internal {
+    scan_with(vfs, dir, mode, recovery, None)?.ok_or_else(|| Error::Internal {
         reason: "the full recovery scan declined to decide".into(),
     })
 }
 
-/// The scan. With `lazy`, segments `1..n-1` are skipped and `None` is returned unless the
-/// shortcut is safe: no damage anywhere scanned, the first segment ends exactly where the
-/// second begins, and the last segment holds an accepted record that starts a sync group
-/// (every record before it, in every earlier segment, was synced before it was written, so
-/// nothing skipped can be a torn tail; damage there can only be corruption, reported when
-/// the segment is first read).
+/// The scan. With `lazy: Some(tail)`, the segments between the first and the last `tail`
+/// ones are skipped and `None` is returned unless the shortcut is safe: no damage anywhere
+/// scanned, the first segment ends exactly where the second begins, and a segment after
+/// the skipped ones holds an accepted record that starts a sync group (every record before
+/// it, in every earlier segment, was synced before it was written, so nothing skipped can
+/// be a torn tail; damage there can only be corruption, reported when the segment is first
+/// read).
 fn scan_with<V: Vfs>(
     vfs: &V,
     dir: &Path,
     mode: OpenMode,
     recovery: RecoveryMode,
-    lazy: bool,
+    lazy: Option<usize>,
 ) -> Result<Option<Scan<V::File>>> {
     let mut list = listing::list(vfs, dir)?;
-    if lazy && list.segments.len() < 3 {
-        return Ok(None); // nothing between a first and a last segment to skip
+    if lazy.is_some_and(|tail| list.segments.len() < 2 + tail) {
+        return Ok(None); // nothing between a first and the last segments to skip
     }
     let header = listing::open_header(vfs, dir, &list, mode)?;
     let hstate = header.as_ref().map(|h| h.state()).unwrap_or_default();
     let base = hstate.base;
-    let snapshot = listing::choose_snapshot(vfs, &mut list, &hstate, !lazy)?;
+    let snapshot = listing::choose_snapshot(vfs, &mut list, &hstate, lazy.is_none())?;
     listing::drop_segments_below_base(&mut list, base.index);
     let mut report = RecoveryReport {
         segments: list.segments.len(),
@@ -149,18 +154,16 @@ fn scan_with<V: Vfs>(
     };
     let opened = segments::open_all(vfs, &mut list, mode, recovery, &mut report)?;
     let (mut segs, lens) = (opened.segments, opened.lens);
-    let skipped = if lazy && segs.len() >= 3 {
-        1..segs.len() - 1
-    } else if lazy {
-        return Ok(None);
-    } else {
-        0..0
+    let skipped = match lazy {
+        Some(tail) if segs.len() >= 2 + tail => 1..segs.len() - tail,
+        Some(_) => return Ok(None),
+        None => 0..0,
     };
     let walked = walk::walk(&mut segs, &lens, base, hstate.fence, skipped.clone())?;
     if !skipped.is_empty() {
         let first_end = segs[0].first_index() + segs[0].len();
         if walked.stop.is_some()
-            || !walked.group_start_in_last
+            || !walked.group_start_after_skipped
             || segs[skipped.start].first_index() != first_end
         {
             return Ok(None);

@@ -42,8 +42,9 @@ pub(crate) struct Walked {
     /// Where the last sync group's first accepted record is (else the first accepted
     /// record): from there on, what the scan accepted is not proven durable by the disk.
     pub last_group_start: Option<Pos>,
-    /// An accepted record of the last segment starts a sync group.
-    pub group_start_in_last: bool,
+    /// An accepted record after the skipped segments starts a sync group: every record
+    /// before it, all of the skipped segments', was synced before it was written.
+    pub group_start_after_skipped: bool,
     pub max_group: u64,
     pub newest_header_seq: Option<HeaderSeqSeen>,
     pub bytes_scanned: u64,
@@ -60,6 +61,8 @@ enum Push {
 /// The walk in progress.
 struct Stream {
     rule: Rule,
+    /// The segment after the skipped ones (0 if none are skipped).
+    skipped_end: usize,
     base: SnapshotMeta,
     batch_open_at_end: bool,
     walked: Walked,
@@ -82,6 +85,7 @@ pub(crate) fn walk<F: VfsFile>(
             group: segs.first().map_or(0, |s| s.first_group()),
             fence,
         },
+        skipped_end: skipped.end,
         base,
         batch_open_at_end: false,
         walked: Walked {
@@ -91,7 +95,7 @@ pub(crate) fn walk<F: VfsFile>(
             last_batch_end_mark: None,
             last_accepted_end: start,
             last_group_start: None,
-            group_start_in_last: false,
+            group_start_after_skipped: false,
             max_group: 0,
             newest_header_seq: None,
             bytes_scanned: 0,
@@ -279,7 +283,7 @@ impl Stream {
             });
             written = Some(end);
             let wk = &mut self.walked;
-            wk.group_start_in_last |= h.group_start && last_segment;
+            wk.group_start_after_skipped |= h.group_start && si >= self.skipped_end;
             wk.bytes_scanned += end - off;
             wk.max_group = wk.max_group.max(h.group);
             if seg.appendable() {

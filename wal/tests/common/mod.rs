@@ -49,7 +49,8 @@ pub fn apply_op<V: Vfs>(w: &mut Wal<V>, op: &Op) -> raftwal::Result<()> {
 }
 
 /// The model tests' random options: 8 KiB segments, the default preparation or `Grow`,
-/// a write buffer of 512 B, 4 KiB or 4 MiB.
+/// a write buffer of 512 B, 4 KiB or 4 MiB, write-outs in 512 B or 256 KiB pieces or
+/// whole, rotations ahead in `sync` or only in `append`.
 pub fn random_model_options(rng: &mut rand::rngs::StdRng) -> Options {
     use rand::Rng;
     let prepare = if rng.gen_bool(0.7) {
@@ -62,6 +63,7 @@ pub fn random_model_options(rng: &mut rand::rngs::StdRng) -> Options {
         .with_prepare(prepare)
         .with_write_buffer([512usize, 4096, 4 << 20][rng.gen_range(0..3)])
         .with_writeback_chunk([0u64, 512, 256 << 10][rng.gen_range(0..3)])
+        .with_rotate_ahead(rng.gen_bool(0.5))
 }
 
 /// Asserts that `w` holds exactly `expected` (first index = `expected[0].index`).
