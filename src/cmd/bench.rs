@@ -573,20 +573,19 @@ fn open_session<'a>(
             Box::new(RawSession::open(cell, RawMode::Fallocate, dir, None)?)
         }
         System::RawOverwrite => Box::new(RawSession::open(cell, RawMode::Overwrite, dir, area)?),
-        System::Raftwal => Box::new(raftwal_benches::raftwal::WalSession::open(
-            cell,
-            dir,
-            &plan.wal_opts,
-            &plan.budget,
-            plan.steady,
-        )?),
-        System::RaftwalAhead => Box::new(raftwal_benches::raftwal::WalSession::open(
-            cell,
-            dir,
-            &plan.wal_opts.clone().with_rotate_ahead(true),
-            &plan.budget,
-            plan.steady,
-        )?),
+        System::Raftwal | System::RaftwalAhead => {
+            let opts = match system {
+                System::RaftwalAhead => plan.wal_opts.clone().with_rotate_ahead(true),
+                _ => plan.wal_opts.clone(),
+            };
+            Box::new(raftwal_benches::raftwal::WalSession::open(
+                cell,
+                dir,
+                &opts,
+                &plan.budget,
+                plan.steady,
+            )?)
+        }
         #[cfg(feature = "raft-engine")]
         System::RaftEngine => Box::new(raftwal_benches::raft_engine::EngineSession::open(
             cell,

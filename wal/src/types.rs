@@ -89,8 +89,9 @@ pub struct Options {
     /// snapshot base's entry) and the last one (or, failing that, the last two), and
     /// accepts the ones between unread when the log ends cleanly and a scanned segment
     /// after them holds a record that starts a sync group: that record was written only
-    /// after every earlier record was synced, so nothing between can be a torn write. Each of those segments is verified in full the first time an
-    /// entry in it is read (or truncated); damage found then is [`crate::Error::Corrupt`]
+    /// after every earlier record was synced, so nothing between can be a torn write. Each
+    /// of those segments is verified in full the first time an entry in it is read (or
+    /// truncated); damage found then is [`crate::Error::Corrupt`]
     /// naming file and offset, where a full open would have refused to start. A torn tail,
     /// any other damage, [`RecoveryMode::TruncateCorrupt`] or fewer than three segments
     /// fall back to the full scan. Open time then no longer grows with the retained log
@@ -115,7 +116,7 @@ pub struct Options {
     /// its own sync; the active segment is sealed with less room left than that batch took
     /// (a batch like it would have rotated anyway). Costs a thread spawned per such sync.
     /// Off by default because it measured no gain on this project's disk, which serves
-    /// flushes one at a time: rotating batches cost the same +0.4–0.5 ms either way, and
+    /// flushes one at a time: rotating batches cost the same +0.3–0.6 ms either way, and
     /// whole runs were 2–7 % slower with it (`profile rotation`, docs/BENCHMARKS.md). Try it
     /// where the device completes concurrent flushes in parallel. The pipelined
     /// [`crate::Wal::begin_sync`] never does it: there a rotation inside `append` already

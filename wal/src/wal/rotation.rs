@@ -203,10 +203,10 @@ fn prepare<V: Vfs>(
         // A crash must not be able to undo the rename that freed the file once its new
         // header is in it: the file would be the compacted segment again, with another
         // segment's header.
+        // (`install` clears the flag once the rotation is done.)
         let unsynced = pool.unsynced();
         if unsynced {
             crate::io::sync_dir(vfs, dir)?;
-            pool.dir_synced();
         }
         let next = Segment::from_prepared(vfs, dir, &path, parts, true)?;
         let dir_syncs = 1 + u64::from(unsynced);
