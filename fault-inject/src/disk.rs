@@ -11,6 +11,7 @@ use rand::Rng;
 use crate::counters::Counters;
 use crate::crash::{pages_of, Overwrite, PendingFile, PendingState, Writeback};
 use crate::fault::{enospc, path_matches, ActiveFault, Fault, FaultCounts, SyncFailure};
+use crate::identity::Identities;
 use crate::inode::{to_usize, Inode, PendingOp};
 use crate::namespace::{DirOp, InodeId, Namespace};
 
@@ -39,6 +40,8 @@ pub(crate) struct Disk {
     pub(crate) counters: Counters,
     pub(crate) fault_counts: FaultCounts,
     pub(crate) crashes: u64,
+    /// Every segment header written, to catch a reused identity.
+    pub(crate) identities: Identities,
     /// Mutating I/O calls served (the crash points of an exploration).
     pub(crate) io_calls: u64,
 }

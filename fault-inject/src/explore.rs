@@ -142,6 +142,11 @@ pub fn explore(ops: &[Op], cfg: &ExploreConfig) -> ExploreReport {
         });
     }
     drop(runner);
+    if let Some(what) = fs.identity_reuse() {
+        report
+            .violations
+            .push(violation(cfg.seed, what, "in the workload's run".into()));
+    }
     let checkpoints = fs.take_recording();
     report.crash_points = checkpoints.len();
     report.trace = checkpoints.iter().map(|c| c.what.clone()).collect();
@@ -241,11 +246,14 @@ pub fn recover_and_check(
     model: &Model,
 ) -> Result<(Recovered, u64), String> {
     let fork = fs.fork();
-    let wal = Wal::open_with(fork, dir, opts.clone())
+    let wal = Wal::open_with(fork.clone(), dir, opts.clone())
         .map_err(|e| format!("open failed after a crash with no corruption injected: {e}"))?;
     let rec =
         Recovered::read(&wal).map_err(|e| format!("reading the recovered WAL failed: {e}"))?;
     let n = check(model, &rec).map_err(|e| format!("{e}; {}", rec.summary()))?;
+    if let Some(what) = fork.identity_reuse() {
+        return Err(format!("recovery: {what}"));
+    }
     Ok((rec, n))
 }
 

@@ -34,6 +34,7 @@ mod crash;
 mod disk;
 pub mod explore;
 mod fault;
+mod identity;
 mod inode;
 pub mod journal;
 mod lock;

@@ -140,6 +140,7 @@ impl raftwal::io::VfsFile for SimFile {
             offset,
             data: buf.to_vec(),
         });
+        st.disk.identities.saw_write(self.ino, &path, buf, offset);
         st.served(|| describe(""));
         Ok(())
     }

@@ -106,6 +106,7 @@ impl SimFs {
             counters: Counters::default(),
             fault_counts: FaultCounts::default(),
             crashes: 0,
+            identities: Default::default(),
             io_calls: 0,
         })
     }
@@ -409,6 +410,12 @@ impl SimFs {
     /// Zeroes the counters.
     pub fn reset_counters(&self) {
         self.state().disk.counters = Counters::default();
+    }
+
+    /// The first segment identity written twice (`Identities`), if any: a sequence number
+    /// given to a second segment header, since this file system was made.
+    pub fn identity_reuse(&self) -> Option<String> {
+        self.state().disk.identities.reuse().map(str::to_owned)
     }
 
     /// Mutating I/O calls served so far.

@@ -165,6 +165,8 @@ pub struct TortureStats {
     pub segments_recycled: u64,
     /// Segments made from recycled files, on the main line.
     pub segments_from_pool: u64,
+    /// Of those, segments whose header a sync had written ahead, on the main line.
+    pub segments_taken_ahead: u64,
     /// Broken invariants.
     pub violations: Vec<Violation>,
 }
@@ -248,7 +250,10 @@ impl Torture {
         self.stats.faults = self.fs.fault_counts();
         self.stats.faults.add(&self.probe_faults);
         self.stats.crash_states = self.images.len();
-        (self.stats.segments_recycled, self.stats.segments_from_pool) = self.runner.recycled;
+        let r = self.runner.recycled;
+        self.stats.segments_recycled = r.freed;
+        self.stats.segments_from_pool = r.from_pool;
+        self.stats.segments_taken_ahead = r.taken_ahead;
         match result {
             Ok(()) => {
                 self.stats.cycles += 1;
@@ -597,6 +602,10 @@ impl Torture {
     /// the records of a removed segment must never verify in a later one. (A segment whose
     /// creation never became durable never held a record, so its number may come back.)
     fn check_identities(&mut self) -> Result<(), Violation> {
+        // Every header ever written, pool files' included (recovery never reads those).
+        if let Some(what) = self.fs.identity_reuse() {
+            return Err(self.violation(what));
+        }
         let names = self.fs.list(&self.cfg.dir).unwrap_or_default();
         for name in names.iter().filter(|n| n.ends_with(".wal")) {
             let path = self.cfg.dir.join(name);

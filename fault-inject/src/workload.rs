@@ -11,6 +11,26 @@ use rand::Rng;
 
 use crate::model::{Model, Op};
 
+/// Segment recycling counted over several handles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recycled {
+    /// Compacted segments freed into the recycle pool.
+    pub freed: u64,
+    /// Segments made from pool files.
+    pub from_pool: u64,
+    /// Of those, segments whose header a sync had written ahead (`Options::take_ahead`).
+    pub taken_ahead: u64,
+}
+
+impl Recycled {
+    /// Adds what a handle counted between `before` and `now`.
+    fn add(&mut self, now: &Stats, before: &Stats) {
+        self.freed += now.segments_recycled - before.segments_recycled;
+        self.from_pool += now.segments_from_pool - before.segments_from_pool;
+        self.taken_ahead += now.segments_taken_ahead - before.segments_taken_ahead;
+    }
+}
+
 /// Drives a WAL with [`Op`]s and records what was acknowledged in a [`Model`].
 pub struct Runner<V: Vfs> {
     /// The file system.
@@ -23,9 +43,8 @@ pub struct Runner<V: Vfs> {
     pub wal: Option<Wal<V>>,
     /// What was acknowledged.
     pub model: Model,
-    /// Segment recycling over every handle this runner opened: compacted segments freed
-    /// into the pool, and segments made from pool files.
-    pub recycled: (u64, u64),
+    /// Segment recycling over every handle this runner opened.
+    pub recycled: Recycled,
     /// The open handle's counters when last looked at.
     seen: Stats,
 }
@@ -39,7 +58,7 @@ impl<V: Vfs> Runner<V> {
             opts,
             wal: None,
             model: Model::default(),
-            recycled: (0, 0),
+            recycled: Recycled::default(),
             seen: Stats::default(),
         }
     }
@@ -58,8 +77,7 @@ impl<V: Vfs> Runner<V> {
         let result = self.call(op);
         if let Some(w) = &self.wal {
             let st = w.stats();
-            self.recycled.0 += st.segments_recycled - self.seen.segments_recycled;
-            self.recycled.1 += st.segments_from_pool - self.seen.segments_from_pool;
+            self.recycled.add(&st, &self.seen);
             self.seen = st;
         }
         match &result {
@@ -463,6 +481,28 @@ pub fn rotation_ahead_workload(rng: &mut StdRng) -> Vec<Op> {
     s.append(rng, 1, 100..=200, true);
     s.append(rng, 2, 1500..=1800, true);
     s.append(rng, 2, 1500..=1800, false);
+    s.ops
+}
+
+/// Headers written ahead (`Options::take_ahead`), for 8 KiB segments (4 KiB of records)
+/// and a recycle pool of two: a log grown over four segments and compacted into the pool;
+/// then synced batches of about 1.7 KiB, so that the first sync in each new segment writes
+/// the next header into a pool file and a later rotation only renames that file. Around a
+/// header waiting in the pool: a reopen (its sequence number must never be given again), a
+/// compaction that frees a segment into the pool, a truncation that removes the segment
+/// taken ahead before; a rotation into a header written ahead by the last, unsynced batch.
+pub fn take_ahead_workload(rng: &mut StdRng) -> Vec<Op> {
+    let mut s = grown_and_compacted(rng);
+    s.append(rng, 2, 800..=900, true);
+    s.push(Op::Open);
+    s.append(rng, 2, 800..=900, true);
+    s.push(Op::Compact(s.model.last - 4));
+    s.append(rng, 2, 800..=900, true);
+    s.push(Op::TruncateSuffix(s.model.last - 3));
+    s.append(rng, 2, 800..=900, true);
+    s.push(Op::Compact(s.model.last - 2));
+    s.append(rng, 2, 800..=900, true);
+    s.append(rng, 2, 800..=900, false);
     s.ops
 }
 

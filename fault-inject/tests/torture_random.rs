@@ -16,7 +16,7 @@ const LARGE: WorkloadShape = WorkloadShape {
     max_payload: 1500,
 };
 
-fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)) {
+fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)) -> TortureStats {
     let mut total = TortureStats::default();
     let mut failures = Vec::new();
     for seed in seeds.clone() {
@@ -65,12 +65,13 @@ fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)
         total.full_disk_probes += s.full_disk_probes;
         total.segments_recycled += s.segments_recycled;
         total.segments_from_pool += s.segments_from_pool;
+        total.segments_taken_ahead += s.segments_taken_ahead;
     }
     println!(
         "seeds {seeds:?}: {} cycles, {} power cuts ({} page by page), {} crash states, {} \
          recoveries ({} lazy), {} entries verified, faults {:?}, {} poison checks ({} reopened \
          and worked on), {} flips detected, {} full-disk opens, segments recycled {} (taken \
-         from the pool {}), {} failing seeds",
+         from the pool {}, of which written ahead {}), {} failing seeds",
         total.cycles,
         total.crashes,
         total.page_crashes,
@@ -85,6 +86,7 @@ fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)
         total.full_disk_probes,
         total.segments_recycled,
         total.segments_from_pool,
+        total.segments_taken_ahead,
         failures.len()
     );
     for f in &failures {
@@ -96,11 +98,16 @@ fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut TortureConfig)
         failures.len(),
         failures[0]
     );
+    total
 }
 
 #[test]
 fn random_workloads_with_crashes_and_faults() {
-    run_seeds(0..150, |_| {});
+    let total = run_seeds(0..150, |_| {});
+    assert!(
+        total.segments_taken_ahead > 0,
+        "the workloads rotate into headers written ahead"
+    );
 }
 
 #[test]
@@ -126,11 +133,15 @@ fn random_workloads_with_large_batches_restarting_right_after_an_io_error() {
     // A sweep of this shape found a compacted segment brought back by a lost removal and
     // ending inside a batch (regression_compacted_segment_cut_inside_a_batch.rs), and a
     // lazily indexed segment cut at an end it no longer had (wal/tests/lazy_open.rs).
-    run_seeds(3000..3200, |cfg| {
+    let total = run_seeds(3000..3200, |cfg| {
         cfg.reopen_after_error = false;
         cfg.opts.lazy_open = cfg.seed % 2 == 1;
         cfg.shape = LARGE;
     });
+    assert!(
+        total.segments_taken_ahead > 0,
+        "the workloads rotate into headers written ahead"
+    );
 }
 
 #[test]

@@ -132,8 +132,9 @@ pub struct GridArgs {
     #[arg(long)]
     pub no_recovery: bool,
     /// Systems to run, of raw, raw-again, raw-overwrite, raftwal, raft-engine [default: all
-    /// built], and raftwal-ahead (raftwal with `Options::rotate_ahead` on, only when
-    /// named: an A/B of rotating ahead, interleaved with the rest).
+    /// built], raftwal-ahead (raftwal with `Options::rotate_ahead` on) and
+    /// raftwal-no-take-ahead (raftwal with `Options::take_ahead` off), the last two only
+    /// when named: A/Bs of one option, interleaved with the rest.
     #[arg(long, value_delimiter = ',')]
     pub systems: Vec<String>,
     /// raft-engine's `batch_compression_threshold` in bytes (its default, 8192, LZ4-compresses
@@ -172,6 +173,8 @@ pub enum System {
     Raftwal,
     /// raftwal with `Options::rotate_ahead` on (rotations prepared beside a sync).
     RaftwalAhead,
+    /// raftwal with `Options::take_ahead` off (pool headers written at rotation).
+    RaftwalNoTakeAhead,
     /// tikv's raft-engine.
     RaftEngine,
 }
@@ -185,6 +188,7 @@ impl System {
             System::RawOverwrite => "raw-overwrite",
             System::Raftwal => "raftwal",
             System::RaftwalAhead => "raftwal-ahead",
+            System::RaftwalNoTakeAhead => "raftwal-no-take-ahead",
             System::RaftEngine => "raft-engine",
         }
     }
@@ -392,8 +396,10 @@ fn plan(args: &Args) -> Result<Plan, super::CmdError> {
     if cfg!(feature = "raft-engine") {
         systems.push(System::RaftEngine);
     }
-    if args.grid.systems.iter().any(|n| n == "raftwal-ahead") {
-        systems.push(System::RaftwalAhead);
+    for option in [System::RaftwalAhead, System::RaftwalNoTakeAhead] {
+        if args.grid.systems.iter().any(|n| n == option.name()) {
+            systems.push(option);
+        }
     }
     if steady.is_some() && args.grid.systems.is_empty() {
         // A growing log's limit (writing into fresh blocks) is not this state's.
@@ -573,9 +579,10 @@ fn open_session<'a>(
             Box::new(RawSession::open(cell, RawMode::Fallocate, dir, None)?)
         }
         System::RawOverwrite => Box::new(RawSession::open(cell, RawMode::Overwrite, dir, area)?),
-        System::Raftwal | System::RaftwalAhead => {
+        System::Raftwal | System::RaftwalAhead | System::RaftwalNoTakeAhead => {
             let opts = match system {
                 System::RaftwalAhead => plan.wal_opts.clone().with_rotate_ahead(true),
+                System::RaftwalNoTakeAhead => plan.wal_opts.clone().with_take_ahead(false),
                 _ => plan.wal_opts.clone(),
             };
             Box::new(raftwal_benches::raftwal::WalSession::open(

@@ -47,6 +47,11 @@ pub(crate) mod seg {
     /// Flag: the file was recycled (`crate::recycle`): bytes past the segment's records may
     /// be a previous segment's, never zeros only.
     pub const FLAG_RECYCLED: u32 = 1;
+    /// Flag: the header was written ahead of its segment, into a pool file, before the
+    /// first index was known (`crate::recycle`, "taken ahead"): the first-index field is 0
+    /// and the first index is the file name's; the first group is a lower bound on the
+    /// first record's.
+    pub const FLAG_AHEAD: u32 = 2;
     pub const OFF_SEQ: usize = 16;
     pub const OFF_FIRST_INDEX: usize = 24;
     pub const OFF_FIRST_GROUP: usize = 32;
@@ -368,13 +373,23 @@ pub(crate) fn encode_segment_header(
     first_group: u64,
     recycled: bool,
 ) -> [u8; 64] {
+    let flags = if recycled { seg::FLAG_RECYCLED } else { 0 };
+    encode_header_fields(seq, first_index, first_group, flags)
+}
+
+/// Encodes the header of a segment taken ahead (`seg::FLAG_AHEAD`): written into a pool
+/// file before its first index is known, `group_floor` at most its first record's group.
+pub(crate) fn encode_ahead_header(seq: u64, group_floor: u64) -> [u8; 64] {
+    encode_header_fields(seq, 0, group_floor, seg::FLAG_RECYCLED | seg::FLAG_AHEAD)
+}
+
+fn encode_header_fields(seq: u64, first_index: u64, first_group: u64, flags: u32) -> [u8; 64] {
     let mut b = [0u8; seg::HEADER_LEN];
     b[0..8].copy_from_slice(&seg::MAGIC);
     LE::write_u32(
         &mut b[seg::OFF_VERSION..seg::OFF_VERSION + 4],
         FORMAT_VERSION,
     );
-    let flags = if recycled { seg::FLAG_RECYCLED } else { 0 };
     LE::write_u32(&mut b[seg::OFF_FLAGS..seg::OFF_FLAGS + 4], flags);
     LE::write_u64(&mut b[seg::OFF_SEQ..seg::OFF_SEQ + 8], seq);
     LE::write_u64(
@@ -399,6 +414,9 @@ pub(crate) struct SegmentHeader {
     pub format: RecordFormat,
     /// Made from a recycled file: stale bytes may follow its records.
     pub recycled: bool,
+    /// Written ahead (`seg::FLAG_AHEAD`): `first_index` is 0 on disk and is the file
+    /// name's, `first_group` a lower bound.
+    pub ahead: bool,
 }
 
 /// Why a segment header is not valid.
@@ -443,12 +461,14 @@ pub(crate) fn decode_segment_header(b: &[u8]) -> Result<SegmentHeader, SegmentHe
             )))
         }
     };
+    let flags = LE::read_u32(&b[seg::OFF_FLAGS..seg::OFF_FLAGS + 4]);
     Ok(SegmentHeader {
         seq: LE::read_u64(&b[seg::OFF_SEQ..seg::OFF_SEQ + 8]),
         first_index: LE::read_u64(&b[seg::OFF_FIRST_INDEX..seg::OFF_FIRST_INDEX + 8]),
         first_group: LE::read_u64(&b[seg::OFF_FIRST_GROUP..seg::OFF_FIRST_GROUP + 8]),
         format,
-        recycled: LE::read_u32(&b[seg::OFF_FLAGS..seg::OFF_FLAGS + 4]) & seg::FLAG_RECYCLED != 0,
+        recycled: flags & seg::FLAG_RECYCLED != 0,
+        ahead: flags & seg::FLAG_AHEAD != 0,
     })
 }
 

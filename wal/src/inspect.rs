@@ -113,6 +113,24 @@ impl Inspection {
     }
 }
 
+/// The length of a segment header, at offset 0 of a segment file.
+pub const SEGMENT_HEADER_LEN: usize = crate::format::seg::HEADER_LEN;
+
+/// The offset of a segment's first record: the header page ends there.
+pub const SEGMENT_DATA_START: u64 = crate::format::seg::DATA_START as u64;
+
+/// The sequence number (the segment's identity) a segment header carries, if `bytes` start
+/// with a valid one (docs/FORMAT.md, "Segment header"): for tools that watch identities as
+/// they are written, such as the fault-inject oracle that no identity is ever reused.
+pub fn segment_header_seq(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < SEGMENT_HEADER_LEN {
+        return None;
+    }
+    crate::format::decode_segment_header(bytes)
+        .ok()
+        .map(|h| h.seq)
+}
+
 /// Inspects `dir` read-only: verifies every record, the header slots and the snapshot.
 /// Errors that prevent any reading (no directory, a header both of whose slots are bad, a
 /// foreign file) are returned as `Err`; corruption found in the log is a [`Finding`].

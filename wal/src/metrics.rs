@@ -15,6 +15,7 @@
 //! | `raftwal_segments_created_total` | counter | segments created |
 //! | `raftwal_segments_from_pool_total` | counter | of those, made from a recycled file |
 //! | `raftwal_segments_ahead_total` | counter | of those, prepared beside a sync's `fdatasync` |
+//! | `raftwal_segments_taken_ahead_total` | counter | of those from the pool, with their header written ahead |
 //! | `raftwal_segments_recycled_total` | counter | compacted segments kept for reuse |
 //! | `raftwal_fdatasync_seconds` | histogram | one segment `fdatasync` |
 //! | `raftwal_sync_seconds` | histogram | one [`crate::Wal::sync`] (write-out and syncs) |
@@ -74,6 +75,10 @@ pub(crate) fn publish(now: &Stats, published: &mut Stats) {
             (
                 "raftwal_segments_ahead_total",
                 now.segments_ahead - published.segments_ahead,
+            ),
+            (
+                "raftwal_segments_taken_ahead_total",
+                now.segments_taken_ahead - published.segments_taken_ahead,
             ),
             (
                 "raftwal_segments_recycled_total",

@@ -22,14 +22,21 @@
 //! the file to `<first-index>.wal` and fsyncs the directory, exactly as it takes the spare
 //! (`crate::spare`). Records are written only after that.
 //!
+//! A header may also be *written ahead* (`Options::take_ahead`): after a sync that left
+//! the active segment past half full, [`Pool::write_ahead`] does a take's directory fsync,
+//! header write and `fdatasync` (with first index 0, left to the file name, and the
+//! *written ahead* flag) but not its rename; the next rotation takes that file first
+//! ([`Pool::take_ahead`]) and only renames it. At most one file holds such a header, and
+//! recovery, which never reads pool files, counts one sequence number past what it sees.
+//!
 //! Why the old bytes never come back:
 //! - A pool file is renamed only after the compaction's header update (its commit point),
 //!   which carries the sequence high-water mark: the old segment's sequence is never given
 //!   to another, so none of its old records verifies under the new segment's identity —
 //!   every record checksum binds (sequence, first index).
 //! - A file named `*.free` is not part of the log: recovery never reads it, whatever it
-//!   holds (old records, or the header of a take a crash interrupted, which the next take
-//!   overwrites). Open keeps pool files of the right size up to the pool's capacity and
+//!   holds (old records, the header of a take a crash interrupted, or one written ahead:
+//!   the next take overwrites it). Open keeps pool files of the right size up to the pool's capacity and
 //!   removes the others.
 //! - In a recycled segment the bytes past its records are a previous segment's. Recovery
 //!   ends such a segment cleanly where its records end at a batch boundary and nothing
@@ -62,6 +69,20 @@ pub(crate) struct Pool<V: Vfs> {
     /// Whether a file may have been renamed into the pool since the last directory fsync
     /// (a crash could still undo it).
     unsynced: bool,
+    /// The file whose header was written ahead, if any (out of `files`, still in the
+    /// pool's count and under its pool name).
+    ahead: Option<Ahead>,
+}
+
+/// A pool file whose new segment header is written and synced: only its rename into place
+/// is left for the rotation that takes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Ahead {
+    pub path: PathBuf,
+    /// The sequence number its header carries (used: never given to another segment).
+    pub seq: u64,
+    /// The sync group its header carries: at most its first record's.
+    pub group_floor: u64,
 }
 
 impl<V: Vfs> Pool<V> {
@@ -93,6 +114,7 @@ impl<V: Vfs> Pool<V> {
             files,
             // Names listed at open may not be durable yet (a reopen without a crash).
             unsynced: true,
+            ahead: None,
         })
     }
 
@@ -101,7 +123,8 @@ impl<V: Vfs> Pool<V> {
     /// next take fsyncs the directory first). False if it was not taken (the caller deletes
     /// it).
     pub(crate) fn free(&mut self, path: &Path, seq: u64, len: u64) -> Result<bool> {
-        if self.files.len() >= self.capacity || !fits(self.size, len) {
+        let held = self.files.len() + usize::from(self.ahead.is_some());
+        if held >= self.capacity || !fits(self.size, len) {
             return Ok(false);
         }
         let to = self.dir.join(free_name(seq));
@@ -114,9 +137,59 @@ impl<V: Vfs> Pool<V> {
         Ok(true)
     }
 
-    /// Whether the pool holds a file.
+    /// Whether the pool holds a file (besides one taken ahead).
     pub(crate) fn is_empty(&self) -> bool {
         self.files.is_empty()
+    }
+
+    /// Whether a file's header was written ahead and waits for a rotation.
+    pub(crate) fn has_ahead(&self) -> bool {
+        self.ahead.is_some()
+    }
+
+    /// Writes the header of the next segment — sequence `seq`, first group at least
+    /// `group_floor`, first index left to the file name (`seg::FLAG_AHEAD`) — into the pool
+    /// file a first batch of `need` bytes of file would take, and `fdatasync`s it: the
+    /// rotation that takes it then only renames it into place. Fsyncs the directory first
+    /// if a file was freed since the last directory fsync, as a take does. Returns the
+    /// directory fsyncs issued; `None` if the pool is empty.
+    pub(crate) fn write_ahead(
+        &mut self,
+        seq: u64,
+        group_floor: u64,
+        need: u64,
+    ) -> Result<Option<u64>> {
+        let Some(path) = self.take(need) else {
+            return Ok(None);
+        };
+        let len = file_len(&self.vfs, &path)?.unwrap_or(0);
+        // Back in the pool's list until the header is durable: an error poisons the log,
+        // and the file stays a pool file whatever its first bytes hold.
+        self.files.push((path.clone(), len));
+        let dir_syncs = u64::from(self.unsynced);
+        if self.unsynced {
+            crate::io::sync_dir(&self.vfs, &self.dir)?;
+            self.unsynced = false;
+        }
+        let file = crate::file::WalFile::open(&self.vfs, &path, OpenMode::ReadWrite)?;
+        file.write_all_at(&crate::format::encode_ahead_header(seq, group_floor), 0)?;
+        file.sync_data()?;
+        self.files.pop();
+        debug!(file = %path.display(), seq, "segment header written ahead");
+        self.ahead = Some(Ahead {
+            path,
+            seq,
+            group_floor,
+        });
+        Ok(Some(dir_syncs))
+    }
+
+    /// The file taken ahead, if any. It is taken whatever the first batch's size (a
+    /// larger batch grows the file; its written blocks still serve the first part), so
+    /// that at most one sequence number is ever held by a pool file: recovery, which never
+    /// reads pool files, counts exactly one as used beyond what it sees.
+    pub(crate) fn take_ahead(&mut self) -> Option<Ahead> {
+        self.ahead.take()
     }
 
     /// Whether a take must fsync the directory before it writes into a pool file.

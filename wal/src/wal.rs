@@ -553,11 +553,18 @@ impl<V: Vfs> Wal<V> {
     /// [`PendingSync::wait`]: an error poisons the handle (the page cache's state is
     /// unknown, fsyncgate) and is returned.
     pub fn end_sync(&mut self, pending: PendingSync<V::File>, result: Result<()>) -> Result<()> {
+        self.settle_sync(pending, result)?;
+        self.take_ahead_if_due()?;
+        self.publish();
+        Ok(())
+    }
+
+    /// [`Wal::end_sync`] without what follows a sync: records the result of `pending`.
+    fn settle_sync(&mut self, pending: PendingSync<V::File>, result: Result<()>) -> Result<()> {
         self.in_flight = false;
         self.stats.file_syncs += pending.files.len() as u64;
         self.guard(result)?;
         crate::metrics::sync(pending.timer);
-        self.publish();
         Ok(())
     }
 

@@ -23,6 +23,7 @@ fn style(s: System) -> (&'static str, &'static str, f64) {
         System::Raftwal => ("#1f5fbf", "", 2.5),
         System::RaftEngine => ("#e07000", "", 2.0),
         System::RaftwalAhead => ("#7fa6e0", "4,2", 1.5),
+        System::RaftwalNoTakeAhead => ("#5fbf7f", "3,2", 1.5),
     }
 }
 

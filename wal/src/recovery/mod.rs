@@ -233,13 +233,19 @@ fn scan_with<V: Vfs>(
     };
     let fence_index = plan.mark.unwrap_or(last_index).max(base.index);
     let unproven_from = walked.last_group_start.filter(|&(si, _)| si < segs.len());
+    // One more: a pool file may carry a header written ahead (`Options::take_ahead`) with
+    // the sequence number after every one recorded or seen; recovery never reads pool
+    // files, so that number counts as used. (At most one: the next is written ahead only
+    // after the rotation made that one's segment durable, and a segment leaves the
+    // directory only after a header update recorded its number.)
     let max_seq = segs
         .iter()
         .map(|s| s.seq())
         .chain(std::iter::once(opened.max_seq))
         .chain(std::iter::once(hstate.seq_hwm))
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .saturating_add(1);
     Ok(Some(Scan {
         header,
         segments: segs,

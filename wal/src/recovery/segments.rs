@@ -80,7 +80,22 @@ fn check<F: VfsFile>(
     let n = (len as usize).min(seg::HEADER_LEN);
     file.read_exact_at(&mut b[..n], 0)?;
     let path = file.path();
-    Ok(match decode_segment_header(&b[..n]) {
+    // A header written ahead names no first index (0): the file name gives it.
+    let decoded = match decode_segment_header(&b[..n]) {
+        Ok(h) if h.ahead && h.first_index == 0 => Ok(SegmentHeader {
+            first_index: first,
+            ..h
+        }),
+        Ok(h) if h.ahead => {
+            let reason = format!(
+                "segment header written ahead says first index {}, where it must say 0",
+                h.first_index
+            );
+            return Ok(Err((seg::OFF_FIRST_INDEX as u64, reason)));
+        }
+        other => other,
+    };
+    Ok(match decoded {
         Err(SegmentHeaderError::Foreign(reason)) => {
             // Not ours (or a version we cannot read): never removed, whatever the mode.
             return Err(Error::NotAWalFile {

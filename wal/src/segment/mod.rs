@@ -80,6 +80,7 @@ impl<F: VfsFile> Segment<F> {
             first_group,
             format: RecordFormat::V3,
             recycled: false,
+            ahead: false,
         };
         Ok(Self::from_parts(file, header, seg::DATA_START as u64))
     }
@@ -108,6 +109,36 @@ impl<F: VfsFile> Segment<F> {
             first_group,
             format: RecordFormat::V3,
             recycled,
+            ahead: false,
+        };
+        Ok(Self::from_parts(
+            file.renamed(path),
+            header,
+            seg::DATA_START as u64,
+        ))
+    }
+
+    /// Turns a pool file whose header was written and synced ahead (`crate::recycle`,
+    /// [`crate::format::encode_ahead_header`]: sequence `seq`, first group at least
+    /// `group_floor`, first index the file name's) into the segment starting at
+    /// `first_index`: renamed into place, directory fsynced. No write and no `fdatasync`:
+    /// the header on disk is already the segment's.
+    pub(crate) fn from_ahead<V: Vfs<File = F>>(
+        vfs: &V,
+        dir: &Path,
+        from: &Path,
+        (seq, first_index, group_floor): (u64, u64, u64),
+    ) -> Result<Self> {
+        let file = WalFile::open(vfs, from, OpenMode::ReadWrite)?;
+        let path = dir.join(segment_name(first_index));
+        crate::io::rename_durably(vfs, dir, from, &path)?;
+        let header = SegmentHeader {
+            seq,
+            first_index,
+            first_group: group_floor,
+            format: RecordFormat::V3,
+            recycled: true,
+            ahead: true,
         };
         Ok(Self::from_parts(
             file.renamed(path),

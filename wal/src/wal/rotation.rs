@@ -2,6 +2,9 @@
 //! pool (blocks that hold data), else the spare (written zeros), else one created on the
 //! spot. Either way the new segment is durable — header `fdatasync`ed, renamed into place,
 //! directory fsynced — before any record is written to it (docs/FORMAT.md, the fsync order).
+//! With `Options::take_ahead` the header of the next pool segment is written and synced
+//! after an earlier sync ([`Wal::take_ahead_if_due`]), so the rotation itself only renames
+//! the file and fsyncs the directory.
 //!
 //! A rotation happens in one of two places:
 //! - **In `append`**, for a batch that does not fit in the rest of the active segment.
@@ -38,6 +41,8 @@ use crate::spare::Spare;
 /// Where a new segment's file came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
+    /// A pool file whose header a sync wrote ahead: renamed into place, nothing else.
+    Ahead,
     Pool,
     Spare,
     Created,
@@ -49,6 +54,13 @@ struct Prepared<F: crate::io::VfsFile> {
     source: Source,
     /// Directory fsyncs the preparation issued.
     dir_syncs: u64,
+}
+
+impl<F: crate::io::VfsFile> Prepared<F> {
+    /// File syncs the preparation issued: the new header's, unless it was written ahead.
+    fn file_syncs(&self) -> u64 {
+        u64::from(self.source != Source::Ahead)
+    }
 }
 
 /// A new segment's identity: (sequence, first index, first sync group).
@@ -103,10 +115,13 @@ impl<V: Vfs> Wal<V> {
             let prepared = prepare(vfs, dir, pool, spare, parts, bytes, reserve);
             (pending.wait(), prepared)
         };
-        self.end_sync(pending, synced)?;
+        self.settle_sync(pending, synced)?;
         let prepared = self.guard(prepared)?;
         self.stats.segments_ahead += 1;
+        // Installed before a header is written ahead: both draw sequence numbers.
         self.install(prepared)?;
+        self.take_ahead_if_due()?;
+        self.publish();
         self.publish_view();
         Ok(())
     }
@@ -120,7 +135,7 @@ impl<V: Vfs> Wal<V> {
     fn rotation_due(&self, pending: &PendingSync<V::File>) -> Option<u64> {
         let active = self.segments.last()?;
         let due = self.opts.rotate_ahead
-            && !self.pool.is_empty()
+            && (!self.pool.is_empty() || self.pool.has_ahead())
             && pending.files() > 0
             && self.last_batch > 0
             && active.len() > 0
@@ -144,37 +159,75 @@ impl<V: Vfs> Wal<V> {
     /// Makes a prepared segment the active one: the sealed segment's empty write buffer
     /// passed on, the counters moved, the next spare started if this one used it.
     fn install(&mut self, prepared: Prepared<V::File>) -> Result<()> {
+        let file_syncs = prepared.file_syncs();
         let Prepared {
             mut next,
             source,
             dir_syncs,
         } = prepared;
         self.stats.segments_created += 1;
-        self.stats.file_syncs += 1;
+        self.stats.file_syncs += file_syncs;
         self.stats.dir_syncs += dir_syncs;
         // Every rename into the pool before the rotation is durable now.
         self.pool.dir_synced();
         match source {
+            Source::Ahead => {
+                self.stats.segments_from_pool += 1;
+                self.stats.segments_taken_ahead += 1;
+            }
             Source::Pool => self.stats.segments_from_pool += 1,
             Source::Spare => self.stats.segments_from_spare += 1,
             Source::Created => {}
         }
-        let seq = self.next_seq;
-        // `seq` was used; the next one may not exist (rotations then fail, poisoned).
-        self.next_seq = self.next_seq.saturating_add(1);
-        debug!(file = %segment_name(next.first_index()), seq, "rotated to a new segment");
+        if source != Source::Ahead {
+            // `next_seq` was used; the next one may not exist (rotations then fail,
+            // poisoned). A header written ahead took its sequence number then.
+            self.next_seq = self.next_seq.saturating_add(1);
+        }
+        debug!(file = %segment_name(next.first_index()), seq = next.seq(),
+            "rotated to a new segment");
         let written = next.written();
         if let Some(sealed) = self.segments.last_mut() {
             sealed.pass_buffer(&mut next, KEPT_BUFFER);
         }
         self.segments.push(next);
-        if source == Source::Pool {
+        if matches!(source, Source::Pool | Source::Ahead) {
             // The spare, if ready, stays for a rotation the pool cannot serve.
             return Ok(());
         }
         // The next spare: filled now or started in the background (see `spare.rs`).
         let r = self.spare.refill(written);
         self.guard(r)
+    }
+
+    /// After a sync: writes the next segment's header ahead into a pool file
+    /// ([`Options::take_ahead`](crate::Options::take_ahead)) once the active segment is
+    /// past half full, so that the rotation to it costs a rename and a directory fsync
+    /// instead of a header `fdatasync` and a directory fsync (or two) before the rotating
+    /// batch's own sync.
+    pub(super) fn take_ahead_if_due(&mut self) -> Result<()> {
+        let Some(active) = self.segments.last() else {
+            return Ok(());
+        };
+        let due = self.opts.take_ahead
+            && !self.pool.has_ahead()
+            && !self.pool.is_empty()
+            && active.appendable()
+            && active.end().saturating_mul(2) > self.opts.segment_size
+            && self.next_seq < u64::MAX;
+        if !due {
+            return Ok(());
+        }
+        let need = seg::DATA_START as u64 + self.last_batch;
+        let r = self.pool.write_ahead(self.next_seq, self.group, need);
+        let Some(dir_syncs) = self.guard(r)? else {
+            return Ok(());
+        };
+        // The sequence number is used from here on (the header high-water mark covers it).
+        self.next_seq += 1;
+        self.stats.file_syncs += 1;
+        self.stats.dir_syncs += dir_syncs;
+        Ok(())
     }
 
     /// The space a segment reserves ahead (`Options::segment_size`) if the preparation mode
@@ -199,7 +252,17 @@ fn prepare<V: Vfs>(
     bytes: u64,
     reserve: Option<u64>,
 ) -> Result<Prepared<V::File>> {
-    if let Some(path) = pool.take(seg::DATA_START as u64 + bytes) {
+    let need = seg::DATA_START as u64 + bytes;
+    if let Some(ahead) = pool.take_ahead() {
+        let (_, first_index, _) = parts;
+        let parts = (ahead.seq, first_index, ahead.group_floor);
+        return Ok(Prepared {
+            next: Segment::from_ahead(vfs, dir, &ahead.path, parts)?,
+            source: Source::Ahead,
+            dir_syncs: 1,
+        });
+    }
+    if let Some(path) = pool.take(need) {
         // A crash must not be able to undo the rename that freed the file once its new
         // header is in it: the file would be the compacted segment again, with another
         // segment's header.
